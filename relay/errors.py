@@ -1,0 +1,104 @@
+"""The relay's error tree. Only the clients read HTTP statuses, SS error codes and
+Slack `error` strings; everything above them catches these types.
+
+    RelayError
+    ├── ConfigError                    a config key is missing or malformed (names the key)
+    ├── SecretServerError              anything that went wrong talking to Secret Server
+    │   ├── SecretServerUnavailable    connection error, timeout, 5xx, 429 after retries
+    │   ├── SecretServerBadResponse    HTML on a 200, malformed JSON, a shape we cannot read
+    │   ├── AuthenticationFailed       wrong credentials / OTP needed / token refused for good
+    │   │   └── SessionExpired         a user's SS session can no longer be refreshed
+    │   ├── AccessDenied               400 API_AccessDenied: not visible to this account
+    │   └── RequestRejected            any other 4xx (validation, state changed, ...)
+    └── SlackError                     anything that went wrong talking to Slack
+        ├── SlackRateLimited           429; carries retry_after seconds
+        ├── SlackUnavailable           connection error, timeout, 5xx
+        └── SlackPermanentError        ok:false with an error retrying will not fix
+
+Errors carry the request path (never a query string with a secret, never a token).
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """Base of every error the relay raises on purpose."""
+
+
+class ConfigError(RelayError):
+    """A configuration key is missing or malformed. `str()` is one line naming the key."""
+
+    def __init__(self, key: str, expected: str, got: object = None):
+        self.key = key
+        self.expected = expected
+        msg = f"config: {key}: {expected}"
+        if got is not None:
+            msg += f" (got {got!r})"
+        super().__init__(msg)
+
+
+class SecretServerError(RelayError):
+    """Base for Secret Server failures. `path` is the API path that failed."""
+
+    def __init__(self, message: str, *, path: str = "", status: int | None = None):
+        self.path = path
+        self.status = status
+        super().__init__(f"{message} [{path}]" if path else message)
+
+
+class SecretServerUnavailable(SecretServerError):
+    """Connection error, timeout, 5xx or 429 that outlived the retry budget."""
+
+
+class SecretServerBadResponse(SecretServerError):
+    """SS answered, but not with JSON we can trust (HTML on 200, malformed JSON, bad shape)."""
+
+
+class AuthenticationFailed(SecretServerError):
+    """SS refused the credentials (wrong password, OTP required or wrong, account locked)."""
+
+    def __init__(self, message: str, *, path: str = "", status: int | None = None,
+                 otp_required: bool = False):
+        self.otp_required = otp_required
+        super().__init__(message, path=path, status=status)
+
+
+class SessionExpired(AuthenticationFailed):
+    """A user's SS session is gone (refresh refused): they must sign in again."""
+
+
+class AccessDenied(SecretServerError):
+    """400 API_AccessDenied: the object does not exist or this account may not see it."""
+
+
+class RequestRejected(SecretServerError):
+    """Any other 4xx: validation errors, a state change SS refused, and so on."""
+
+    def __init__(self, message: str, *, path: str = "", status: int | None = None,
+                 error_code: str = "", model_state: dict | None = None):
+        self.error_code = error_code
+        self.model_state = model_state or {}
+        super().__init__(message, path=path, status=status)
+
+
+class SlackError(RelayError):
+    """Base for Slack failures. `method` is the Web API method; `error` Slack's error string."""
+
+    def __init__(self, method: str, error: str):
+        self.method = method
+        self.error = error
+        super().__init__(f"slack {method}: {error}")
+
+
+class SlackRateLimited(SlackError):
+    def __init__(self, method: str, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(method, f"ratelimited (retry after {retry_after:g}s)")
+
+
+class SlackUnavailable(SlackError):
+    """Connection error, timeout or 5xx: worth retrying later."""
+
+
+class SlackPermanentError(SlackError):
+    """ok:false with an error that retrying will not fix (user_not_found, invalid_blocks...)."""

@@ -1,0 +1,149 @@
+"""The transactional outbox: notifications owed, claimed, sent, retried or dead-lettered.
+
+Rows are keyed by (request, event, recipient) and inserted with the poll's snapshot update
+(see store.snapshot.record_poll). A row is claimed (state `sending`, committed) before its
+Slack call and marked `sent` after it. A crash inside that call leaves the row `sending`;
+`recover()` at start-up sends it again: that single in-flight message is the one place a
+notification can arrive twice (documented in the README, tested in test_crash_safety.py).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import sqlite_utils
+
+# Give-up rules for a notification Slack keeps refusing for transient reasons.
+MAX_AGE = timedelta(hours=24)
+MAX_ATTEMPTS = 50
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    request_id: int
+    event: str
+    recipient: int
+    payload: dict
+    attempts: int
+    created_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def backoff(attempts: int, rand: float | None = None) -> float:
+    """Exponential backoff with full jitter between half and the whole step."""
+    step = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** max(0, attempts - 1)))
+    r = random.random() if rand is None else rand
+    return step * (0.5 + 0.5 * r)
+
+
+class Outbox:
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    def recover(self) -> int:
+        """At start-up: rows left `sending` by a crash go back to `pending`."""
+        with self.db.atomic():
+            return self.db.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'").rowcount
+
+    def due(self, now: datetime | None = None, limit: int = 100) -> list[Notification]:
+        """Pending rows whose time has come, oldest first, at most one per (request, recipient)
+        so that one person's messages about one request arrive in order."""
+        now = now or _now()
+        rows = self.db.execute(
+            """SELECT o.id, o.request_id, o.event, o.recipient, o.payload, o.attempts, o.created_at
+               FROM outbox o
+               WHERE o.state = 'pending' AND o.next_attempt_at <= ?
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id
+                                 AND p.recipient = o.recipient AND p.id < o.id
+                                 AND p.state IN ('pending', 'sending'))
+               ORDER BY o.id LIMIT ?""", [now.isoformat(), limit]).fetchall()
+        return [Notification(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], datetime.fromisoformat(r[6]))
+                for r in rows]
+
+    def next_due_at(self) -> datetime | None:
+        row = self.db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'").fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def claim(self, n: Notification) -> bool:
+        """Take the row for sending. False if someone else did, or it was superseded."""
+        with self.db.atomic():
+            return self.db.execute(
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ? AND state = 'pending'",
+                [n.id]).rowcount == 1
+
+    def sent(self, n: Notification, slack_user: str | None, note: str | None = None,
+             now: datetime | None = None) -> None:
+        with self.db.atomic():
+            self.db.execute("UPDATE outbox SET state = 'sent', slack_user = ?, finished_at = ?, last_error = ? "
+                            "WHERE id = ?", [slack_user, (now or _now()).isoformat(), note, n.id])
+
+    def retry(self, n: Notification, error: str, *, delay: float, count_attempt: bool = True,
+              now: datetime | None = None) -> str:
+        """Reschedule; dead-letter instead when the row is too old or tried too often."""
+        now = now or _now()
+        attempts = n.attempts + 1
+        if now - n.created_at > MAX_AGE or (count_attempt and attempts >= MAX_ATTEMPTS):
+            self.dead(n, f"gave up after {attempts} attempts: {error}", now=now)
+            return "dead"
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ?, "
+                "attempts = attempts - ? WHERE id = ?",
+                [(now + timedelta(seconds=delay)).isoformat(), error, 0 if count_attempt else 1, n.id])
+        return "retry"
+
+    def dead(self, n: Notification, reason: str, now: datetime | None = None) -> None:
+        with self.db.atomic():
+            self.db.execute("UPDATE outbox SET state = 'dead', last_error = ?, finished_at = ? WHERE id = ?",
+                            [reason, (now or _now()).isoformat(), n.id])
+
+    def record_sent(self, request_id: int, event: str, recipient: int, slack_user: str,
+                    payload: dict | None = None, now: datetime | None = None) -> bool:
+        """An effect done outside the poll (a click): record it so the poll does not repeat it."""
+        stamp = (now or _now()).isoformat()
+        with self.db.atomic():
+            return self.db.execute(
+                "INSERT OR IGNORE INTO outbox (request_id, event, recipient, payload, state, next_attempt_at, "
+                "created_at, finished_at, slack_user) VALUES (?, ?, ?, ?, 'sent', ?, ?, ?, ?)",
+                [request_id, event, recipient, json.dumps(payload or {}), stamp, stamp, stamp, slack_user]
+            ).rowcount == 1
+
+    # Cards: the reviewer's persistent DM message, kept for chat.update.
+    def save_card(self, request_id: int, recipient: int, channel: str, ts: str) -> None:
+        with self.db.atomic():
+            self.db.execute("INSERT INTO cards (request_id, recipient, channel, ts) VALUES (?,?,?,?) "
+                            "ON CONFLICT(request_id, recipient) DO UPDATE SET channel=excluded.channel, ts=excluded.ts",
+                            [request_id, recipient, channel, ts])
+
+    def card(self, request_id: int, recipient: int) -> tuple[str, str] | None:
+        row = self.db.execute("SELECT channel, ts FROM cards WHERE request_id = ? AND recipient = ?",
+                              [request_id, recipient]).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def cards_of(self, request_id: int) -> list[tuple[int, str, str]]:
+        return [tuple(r) for r in self.db.execute(
+            "SELECT recipient, channel, ts FROM cards WHERE request_id = ?", [request_id]).fetchall()]
+
+    def close_card(self, request_id: int, recipient: int) -> None:
+        with self.db.atomic():
+            self.db.execute("UPDATE cards SET state = 'closed' WHERE request_id = ? AND recipient = ?",
+                            [request_id, recipient])
+
+    # What `ssrelay status` and /metrics read.
+    def backlog(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state")}
+
+    def dead_letters(self, limit: int = 20) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT id, request_id, event, recipient, last_error, finished_at FROM outbox WHERE state = 'dead' "
+            "ORDER BY id DESC LIMIT ?", [limit]).fetchall()
+        return [dict(zip(("id", "request_id", "event", "recipient", "reason", "at"), r)) for r in rows]

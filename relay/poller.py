@@ -1,0 +1,197 @@
+"""One poll cycle: read Secret Server as the relay account, diff, record in one transaction.
+
+Reads are O(changes): the Pending listing (all pages), then only what the plan asks for.
+Any Secret Server failure abandons the cycle before anything is diffed or written, so an
+outage can never look like a wave of cancellations.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Protocol
+
+import sqlite_utils
+
+from . import sync
+from .errors import AccessDenied, SecretServerError
+from .metrics import Metrics
+from .model import APPROVED, DENIED, AccessRequest, Person, StepReviewer
+from .store import snapshot
+
+log = logging.getLogger(__name__)
+
+PEOPLE_TTL = timedelta(hours=1)      # how long an SS user's name and e-mail are trusted
+FOLDER_TTL_SECONDS = 3600.0
+
+
+class RelayReader(Protocol):
+    """What the poll needs from Secret Server (relay.ss.client.SecretServerClient)."""
+
+    def list_pending(self) -> list[AccessRequest]: ...
+    def list_requests(self, status: str) -> list[AccessRequest]: ...
+    def get_request(self, request_id: int) -> AccessRequest: ...
+    def step_reviewers(self, request_id: int) -> tuple[StepReviewer, ...]: ...
+    def group_members(self, group_id: int) -> tuple[Person, ...]: ...
+    def get_user(self, user_id: int) -> Person: ...
+    def folder_name(self, folder_id: int) -> str: ...
+
+
+@dataclass
+class PollResult:
+    ok: bool
+    listed: int = 0
+    added: int = 0                      # outbox rows added
+    changed: frozenset[int] = frozenset()   # SS user ids whose view of requests changed
+    error: str = ""
+
+
+class Poller:
+    def __init__(self, db: sqlite_utils.Database, ss: RelayReader, *, policy: sync.Policy,
+                 catch_up_hours: float = 24, metrics: Metrics | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.db = db
+        self.ss = ss
+        self.policy = policy
+        self.catch_up_hours = catch_up_hours
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self._folders: dict[int, tuple[str, float]] = {}
+        self._caught_up = False
+        self.listeners: list[Callable[[PollResult], None]] = []
+
+    def poll_once(self) -> PollResult:
+        started = time.perf_counter()
+        try:
+            result = self._cycle()
+        except SecretServerError as exc:
+            kind = type(exc).__name__
+            self.metrics.poll_failures.labels(kind).inc()
+            self.metrics.ss_errors.labels(kind).inc()
+            with self.db.atomic():
+                snapshot.set_state(self.db, "last_poll_error", f"{self.clock().isoformat()} {kind}: {exc}")
+            log.warning("poll abandoned", extra={"reason": kind, "error": str(exc)})
+            return PollResult(ok=False, error=f"{kind}: {exc}")
+        finally:
+            self.metrics.poll_duration.observe(time.perf_counter() - started)
+        self.metrics.pending_requests.set(result.listed)
+        self.metrics.last_poll.set(self.clock().timestamp())
+        for listener in self.listeners:
+            try:
+                listener(result)
+            except Exception:
+                log.exception("poll listener failed")
+        return result
+
+    def _cycle(self) -> PollResult:
+        now = self.clock()
+        known = snapshot.load_known(self.db)
+        listing = {r.id: r for r in self.ss.list_pending()}
+        plan = sync.plan(known, listing, now)
+
+        group_cache: dict[int, tuple[Person, ...]] = {}
+        members: dict[int, Person] = {}
+        reviewers: dict[int, tuple[int, ...]] = {}
+        for rid in plan.reviewer_reads:
+            try:
+                steps = self.ss.step_reviewers(rid)
+            except AccessDenied:
+                steps = ()
+            ids: set[int] = set()
+            for step in steps:
+                if step.group_id not in group_cache:
+                    group_cache[step.group_id] = self.ss.group_members(step.group_id)
+                for person in group_cache[step.group_id]:
+                    members.setdefault(person.id, person)
+                    ids.add(person.id)
+            reviewers[rid] = tuple(sorted(ids))
+
+        resolved: dict[int, AccessRequest | None] = {}
+        for rid in plan.request_reads:
+            try:
+                resolved[rid] = self.ss.get_request(rid)
+            except AccessDenied:
+                resolved[rid] = None
+
+        away = self._decided_while_away(now, known, listing) if not self._caught_up else {}
+
+        # Who is involved in what changed: names and e-mails for the messages and the mapping.
+                touched = [listing[r] for r in plan.reviewer_reads] + [r for r in resolved.values() if r] + list(away.values())
+        people, fetched = self._people(set(members) | {r.requester_id for r in touched}, members, now)
+        context = {}
+        for req in touched:
+            requester = people.get(req.requester_id)
+            context[req.id] = {
+                "folder_name": self._folder(req.folder_id),
+                "requester_name": requester.name if requester else req.requester_username,
+            }
+
+        obs = sync.Observation(now=now, pending=listing, reviewers=reviewers, resolved=resolved,
+                               decided_while_away=away, context=context)
+        affected = set(plan.reviewer_reads) | set(plan.request_reads) | set(away)
+        with self.db.atomic():
+            told = snapshot.told(self.db, affected)
+            result = sync.diff(known, obs, told, self.policy)
+            snapshot.remember_people(self.db, [people[i] for i in fetched], now)
+            added = snapshot.record_poll(self.db, result, now=now, context=context)
+        self._caught_up = True
+        changed = {ev.recipient for ev in result.events}
+        for req, revs in result.upserts:
+            changed.add(req.requester_id)
+            changed.update(revs)
+        for rid in result.gone:
+            if rid in known:
+                changed.add(known[rid].request.requester_id)
+                changed.update(known[rid].reviewers)
+        if added or result.upserts:
+            log.info("poll recorded changes", extra={"listed": len(listing), "upserts": len(result.upserts),
+                                                     "notifications": added})
+        return PollResult(ok=True, listed=len(listing), added=added, changed=frozenset(changed))
+
+    def _decided_while_away(self, now: datetime, known, listing) -> dict[int, AccessRequest]:
+        last = snapshot.get_state(self.db, "last_successful_poll")
+        since = sync.catch_up_window(datetime.fromisoformat(last) if last else None, now, self.catch_up_hours)
+        if since is None:
+            return {}
+        seen = {r[0] for r in self.db.execute("SELECT id FROM access_requests")}
+        out = {}
+        for status in (APPROVED, DENIED):
+            for req in self.ss.list_requests(status):
+                if req.id in seen or req.id in listing or req.decided_at is None or req.decided_at < since:
+                    continue
+                out[req.id] = req
+        return out
+
+    def _people(self, ids: set[int], hints: dict[int, Person],
+                now: datetime) -> tuple[dict[int, Person], set[int]]:
+        """Names and e-mails of `ids`: from the store while fresh, else read from SS (returned
+        as the second element, to be remembered)."""
+        fresh = snapshot.known_people(self.db, now - PEOPLE_TTL)
+        fetched: set[int] = set()
+        out = {}
+        for uid in sorted(ids):
+            if uid in fresh:
+                out[uid] = fresh[uid]
+                continue
+            try:
+                out[uid] = self.ss.get_user(uid)
+            except AccessDenied:
+                hint = hints.get(uid)
+                out[uid] = Person(uid, hint.username if hint else f"user{uid}", hint.display_name if hint else "")
+            fetched.add(uid)
+        return out, fetched
+
+    def _folder(self, folder_id: int | None) -> str:
+        if not folder_id:
+            return ""
+        hit = self._folders.get(folder_id)
+        if hit and time.monotonic() - hit[1] < FOLDER_TTL_SECONDS:
+            return hit[0]
+        try:
+            name = self.ss.folder_name(folder_id)
+        except AccessDenied:
+            name = ""
+        self._folders[folder_id] = (name, time.monotonic())
+        return name

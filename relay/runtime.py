@@ -1,0 +1,159 @@
+"""Wiring: builds the relay's parts from a Config (never at import time) and runs them in
+one process: the poll schedule, outbox delivery, and the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import sync
+from .config import Config
+from .logs import REDACTOR
+from .metrics import Metrics
+from .outbox import Outbox
+from .poller import Poller, PollResult
+from .slack.api import Pacer, SlackApi, make_client
+from .slack.delivery import Delivery
+from .slack.directory import Directory
+from .ss.client import RelayCredentials, SecretServerClient
+from .store import db as store
+from .store import snapshot
+from .web.app import WebApp, json_response
+
+log = logging.getLogger(__name__)
+
+
+def build_ss_client(cfg: Config) -> SecretServerClient:
+    s = cfg.secret_server
+    return SecretServerClient(
+        s.base_url, credentials=RelayCredentials(s.username, s.password.value, s.domain),
+        timeout=float(s.timeout_seconds), verify=s.verify_tls, tz=ZoneInfo(s.timezone))
+
+
+class Relay:
+    def __init__(self, cfg: Config, *, metrics: Metrics | None = None):
+        self.cfg = cfg
+        REDACTOR.add(cfg.secret_server.password.value, cfg.slack.bot_token.value,
+                     cfg.slack.signing_secret.value, cfg.slack.app_token.value, cfg.storage.encryption_key.value)
+        self.metrics = metrics or Metrics()
+        self.db = store.open_db(cfg.storage.path)
+        applied = store.migrate(self.db)
+        if applied:
+            log.info("database migrated", extra={"applied": ",".join(applied)})
+        self.ss = build_ss_client(cfg)
+        self.stop_event = threading.Event()
+        self.slack = SlackApi(make_client(cfg.slack.api_url, cfg.slack.bot_token.value),
+                              Pacer(cfg.slack.rate_limits, stop=self.stop_event))
+        self.directory = Directory(self.db, self.slack, match_by_email=cfg.users.match_by_email,
+                                   cache_ttl=timedelta(hours=cfg.users.email_cache_hours))
+        self.delivery = Delivery(self.db, self.slack, self.directory, mode=cfg.slack.approver_messages,
+                                 secret_url=cfg.secret_url, default_hours=cfg.approvals.default_duration_hours,
+                                 metrics=self.metrics)
+        policy = sync.Policy(reviewer_cards=cfg.slack.approver_messages == "dm",
+                             notify_expiry=cfg.approvals.notify_expiry)
+        self.poller = Poller(self.db, self.ss, policy=policy, catch_up_hours=cfg.poll.catch_up_hours,
+                             metrics=self.metrics)
+        self.poller.listeners.append(self._after_poll)
+        self.web = WebApp()
+        self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
+        self.web.route("GET", "/readyz", self.readyz)
+        self.web.route("GET", "/metrics", self.metrics_page)
+        self._scheduler: BackgroundScheduler | None = None
+        self._threads: list[threading.Thread] = []
+        self._server = None
+        self._slack_ok: tuple[float, bool, str] = (0.0, False, "not checked yet")
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self, *, http: bool = True) -> "Relay":
+        recovered = Outbox(self.db).recover()
+        if recovered:
+            log.warning("re-sending notifications interrupted by a stop", extra={"count": recovered})
+        self._scheduler = BackgroundScheduler(timezone=timezone.utc)
+        self._scheduler.add_job(self.poller.poll_once, "interval", seconds=self.cfg.poll.interval_seconds,
+                                id="poll", max_instances=1, coalesce=True,
+                                next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
+        self._scheduler.start()
+        self._spawn("delivery", lambda: self.delivery.run(self.stop_event))
+        if http:
+            from waitress.server import create_server
+            self._server = create_server(self.web, host=self.cfg.http.host, port=self.cfg.http.port,
+                                         threads=8, ident="ssrelay")
+            self._spawn("http", self._server.run)
+            log.info("http server listening", extra={"port": self.port})
+        return self
+
+    @property
+    def port(self) -> int:
+        return self._server.effective_port if self._server else 0
+
+    def _spawn(self, name: str, target) -> None:
+        t = threading.Thread(target=target, name=f"ssrelay-{name}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.delivery.wake.set()
+        if self._scheduler:
+            self._scheduler.shutdown(wait=True)
+        if self._server:
+            self._server.close()
+        for t in self._threads:
+            t.join(timeout=10)
+
+    def _after_poll(self, result: PollResult) -> None:
+        if result.added:
+            self.delivery.wake.set()
+        backlog = Outbox(self.db).backlog()
+        for state in ("pending", "sending", "sent", "dead", "superseded"):
+            self.metrics.outbox_depth.labels(state).set(backlog.get(state, 0))
+
+    # --- HTTP handlers ---------------------------------------------------------------------
+    def readiness(self) -> tuple[bool, list[str]]:
+        problems = []
+        last = snapshot.get_state(self.db, "last_successful_poll")
+        limit = 3 * self.cfg.poll.interval_seconds
+        if last is None:
+            problems.append("no successful poll of Secret Server yet")
+        else:
+            age = (datetime.now(timezone.utc) - datetime.fromisoformat(last)).total_seconds()
+            if age > limit:
+                err = snapshot.get_state(self.db, "last_poll_error") or ""
+                problems.append(f"last successful poll was {age:.0f}s ago (limit {limit:g}s); {err}".strip("; "))
+        try:
+            with self.db.atomic():
+                snapshot.set_state(self.db, "readyz_probe", datetime.now(timezone.utc).isoformat())
+        except Exception as exc:  # sqlite3.Error and OSError alike
+            problems.append(f"database not writable: {exc}")
+        ok, why = self.slack_reachable()
+        if not ok:
+            problems.append(f"Slack not reachable: {why}")
+        return not problems, problems
+
+    def slack_reachable(self, max_age: float = 30.0) -> tuple[bool, str]:
+        at, ok, why = self._slack_ok
+        if time.monotonic() - at > max_age:
+            try:
+                self.slack.call("auth.test")
+                ok, why = True, ""
+            except Exception as exc:
+                ok, why = False, str(exc)
+            self._slack_ok = (time.monotonic(), ok, why)
+        return ok, why
+
+    def readyz(self, environ: dict):
+        ok, problems = self.readiness()
+        return json_response(200 if ok else 503, {"ready": ok, "problems": problems})
+
+    def metrics_page(self, environ: dict):
+        backlog = Outbox(self.db).backlog()
+        for state in ("pending", "sending", "sent", "dead", "superseded"):
+            self.metrics.outbox_depth.labels(state).set(backlog.get(state, 0))
+        self.metrics.linked_users.set(self.db.execute("SELECT COUNT(*) FROM slack_links").fetchone()[0])
+        self.metrics.unmapped_people.set(self.db.execute("SELECT COUNT(*) FROM unmapped_people").fetchone()[0])
+        return 200, [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], self.metrics.render()

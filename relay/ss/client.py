@@ -1,0 +1,578 @@
+"""The Secret Server REST client.
+
+Two ways to talk to SS over one `requests.Session`:
+
+* as the relay (`SecretServerClient(..., credentials=RelayCredentials(...))`): reads only.
+  The access token is reused until 60 s before it expires, then refreshed (refresh token) or
+  re-obtained (password grant). A 401/403 drops it, logs in again and retries the call once.
+* as a person (`client.as_user(tokens, on_refresh=None) -> UserApi`): the same reads plus the
+  writes (approve, deny, cancel, create), search, recent secrets and launching.
+  On 401/403, or when the token is within 60 s of expiry: with an `on_refresh` callback and a
+  refresh token, the session is refreshed, `on_refresh(new_tokens)` is called (store them!)
+  and the call retried once; otherwise `SessionExpired` is raised and the caller decides.
+
+Transient failures (connection errors, timeouts, 5xx, 429) are retried with tenacity within
+`retry_seconds` in total (Retry-After honoured, else exponential backoff with jitter from
+0.5 s), then `SecretServerUnavailable`. Writes (POST/PUT other than the token endpoint) are
+retried only where SS cannot have acted: connect failures and 429. `sleep` and `clock` are
+injectable so tests can record waits instead of sleeping.
+
+Nothing here logs or raises with a token, a password or a query string.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any, Callable
+
+import requests
+from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from relay.errors import (AccessDenied, AuthenticationFailed, RequestRejected,
+                          SecretServerBadResponse, SecretServerUnavailable, SessionExpired)
+from relay.model import APPROVED, CANCELED, DENIED, PENDING, AccessRequest, Launcher, Person, \
+    Secret, StepReviewer
+from relay.ss import parse
+
+log = logging.getLogger("relay.ss")
+
+TOKEN_PATH = "/oauth2/token"
+EXPIRY_MARGIN = timedelta(seconds=60)     # renew this long BEFORE the token expires
+MAX_ATTEMPTS = 25                          # safety net on top of the time budget
+BACKOFF = wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5)
+
+
+@dataclass(frozen=True)
+class RelayCredentials:
+    """The relay's own read account."""
+
+    username: str
+    password: str = field(repr=False)
+    domain: str = ""
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """An SS session. `repr` hides the tokens."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_at: datetime
+
+    def fresh(self, now: datetime) -> bool:
+        return now < self.expires_at - EXPIRY_MARGIN
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _AuthRejected(Exception):
+    """401/403 on an API call (internal: the auth strategy decides what happens next)."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - _utcnow()).total_seconds())
+
+
+class _Reads:
+    """Read methods shared by the relay client and a user's API. Subclasses give `_api`."""
+
+    _client: "SecretServerClient"
+
+    def _api(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> Any:
+        raise NotImplementedError
+
+    def _pages(self, path: str, params: dict | None = None) -> tuple[list, int]:
+        """Every record of a paged listing, `page_size` at a time, and the last page's
+        `total`. A `total` that shrinks between pages -> SecretServerBadResponse."""
+        size = self._client.page_size
+        out: list = []
+        skip, last_total = 0, -1
+        while True:
+            page = self._api("GET", path, params={**(params or {}), "skip": skip, "take": size})
+            recs = parse.records(page, path)
+            total = page.get("total")
+            if isinstance(total, bool) or not isinstance(total, int):
+                raise SecretServerBadResponse("paged listing without total", path=path)
+            if total < last_total:
+                raise SecretServerBadResponse("inconsistent listing (shrank while paging)",
+                                              path=path)
+            last_total = total
+            out.extend(recs)
+            skip += len(recs)
+            if not recs or skip >= total:
+                return out, last_total
+
+    # ------------------------------------------------------------------ requests
+    def list_pending(self) -> list[AccessRequest]:
+        """Every Pending request this account sees (all pages), sorted by id."""
+        return self.list_requests(PENDING)
+
+    def list_requests(self, status: str) -> list[AccessRequest]:
+        """Every request in `status` this account sees (all pages), sorted by id. The listing
+        must be consistent (unique ids == last page's total) or nothing is returned."""
+        path = "/api/v1/secret-access-requests"
+        recs, total = self._pages(path, {"filter.status": status})
+        items = [parse.parse_access_request(r, self._client.tz, path=path) for r in recs]
+        unique = {r.id: r for r in items}
+        if len(unique) != total:
+            raise SecretServerBadResponse("inconsistent listing", path=path)
+        return sorted(unique.values(), key=lambda r: r.id)
+
+    def get_request(self, request_id: int) -> AccessRequest:
+        path = f"/api/v1/secret-access-requests/{int(request_id)}"
+        return parse.parse_access_request(self._api("GET", path), self._client.tz, path=path)
+
+    def step_reviewers(self, request_id: int) -> tuple[StepReviewer, ...]:
+        """Reviewers of the current workflow step (users carry their personal group id)."""
+        path = f"/api/v1/secret-access-requests/{int(request_id)}/pending"
+        return parse.parse_step_reviewers(self._api("GET", path), path=path)
+
+    # ------------------------------------------------------------------ people, folders
+    def group_members(self, group_id: int) -> tuple[Person, ...]:
+        """Enabled members of a group (all pages)."""
+        path = f"/api/v1/groups/{int(group_id)}/users"
+        recs, _ = self._pages(path)
+        members = (parse.parse_group_member(r, path=path) for r in recs)
+        return tuple(p for p in members if p is not None)
+
+    def get_user(self, user_id: int) -> Person:
+        path = f"/api/v1/users/{int(user_id)}"
+        return parse.parse_user(self._api("GET", path), path=path)
+
+    def current_user(self) -> Person:
+        path = "/api/v1/users/current"
+        return parse.parse_user(self._api("GET", path), path=path)
+
+    def folder_name(self, folder_id: int) -> str:
+        path = f"/api/v1/folders/{int(folder_id)}"
+        data = self._api("GET", path)
+        if not isinstance(data, dict) or not isinstance(data.get("folderName"), str):
+            raise SecretServerBadResponse("folder without folderName", path=path)
+        return data["folderName"]
+
+    # ------------------------------------------------------------------ secrets (metadata)
+    def _search(self, params: dict) -> list[Secret]:
+        client = self._client
+        if client._v1_secrets:
+            path = "/api/v1/secrets"
+            try:
+                page = self._api("GET", path, params=params)
+            except RequestRejected as e:
+                if e.status != 404:
+                    raise
+                log.info("GET /api/v1/secrets answered 404: using /api/v2/secrets from now on")
+                client._v1_secrets = False
+        if not client._v1_secrets:
+            path = "/api/v2/secrets"
+            page = self._api("GET", path, params=params)
+        return [parse.parse_secret(r, path=path) for r in parse.records(page, path)]
+
+    def search_secrets(self, text: str, take: int = 3) -> list[Secret]:
+        """Secrets whose name matches `text`, including approval-gated ones."""
+        return self._search({"filter.searchText": text, "filter.includeRestricted": "true",
+                             "take": int(take)})
+
+    def recent_secrets(self, take: int = 10) -> list[Secret]:
+        return self._search({"filter.scope": "Recent", "filter.includeRestricted": "true",
+                             "take": int(take)})
+
+    def secret_summary(self, secret_id: int) -> Secret:
+        path = f"/api/v1/secrets/{int(secret_id)}/summary"
+        return parse.parse_secret(self._api("GET", path), path=path)
+
+    def launchers(self, secret_id: int) -> tuple[Launcher, ...]:
+        path = "/api/v2/launchers/secret"
+        page = self._api("GET", path, params={"filter.secretId": int(secret_id), "take": 100})
+        return tuple(parse.parse_launcher(r, path=path) for r in parse.records(page, path))
+
+
+class SecretServerClient(_Reads):
+    """SS over HTTP. Relay reads use `credentials`; people act through `as_user()`."""
+
+    def __init__(self, base_url: str, *, credentials: RelayCredentials | None = None,
+                 timeout: float = 15.0, verify: bool | str = True, retry_seconds: float = 30.0,
+                 tz: tzinfo = timezone.utc, user_agent: str = "ssrelay", page_size: int = 500,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.verify = verify
+        self.retry_seconds = retry_seconds
+        self.tz = tz
+        self.page_size = page_size
+        self._sleep = sleep
+        self._clock = clock or (lambda: time.monotonic())
+        self._session = requests.Session()
+        self._session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+        self._client = self
+        self._credentials = credentials
+        self._relay_tokens: TokenSet | None = None
+        self._relay_lock = threading.Lock()
+        self._v1_secrets = True
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "SecretServerClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ relay auth
+    def _relay_token(self) -> str:
+        if self._credentials is None:
+            raise AuthenticationFailed("no relay credentials configured")
+        with self._relay_lock:
+            tokens = self._relay_tokens
+            if tokens is not None and tokens.fresh(_utcnow()):
+                return tokens.access_token
+            if tokens is not None and tokens.refresh_token:
+                try:
+                    self._relay_tokens = self.refresh_user(tokens.refresh_token)
+                    log.debug("relay session refreshed")
+                    return self._relay_tokens.access_token
+                except AuthenticationFailed:
+                    log.info("relay refresh token refused: signing in again")
+            c = self._credentials
+            self._relay_tokens = self.login_user(c.username, c.password, c.domain)
+            log.debug("relay signed in to Secret Server")
+            return self._relay_tokens.access_token
+
+    def _drop_relay_token(self, token: str) -> None:
+        with self._relay_lock:
+            if self._relay_tokens is not None and self._relay_tokens.access_token == token:
+                self._relay_tokens = None
+
+    def _api(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> Any:
+        token = self._relay_token()
+        try:
+            return self._request(method, path, params=params, json=json, token=token)
+        except _AuthRejected as e:
+            log.info("Secret Server refused the relay's token (%s) on %s: signing in again",
+                     e.status, path)
+            self._drop_relay_token(token)
+        token = self._relay_token()
+        try:
+            return self._request(method, path, params=params, json=json, token=token)
+        except _AuthRejected as e:
+            self._drop_relay_token(token)
+            raise AuthenticationFailed("Secret Server refused a fresh token", path=path,
+                                       status=e.status) from None
+
+    # ------------------------------------------------------------------ sessions of people
+    def login_user(self, username: str, password: str, domain: str = "", otp: str = "") -> TokenSet:
+        """Password grant. 400 -> AuthenticationFailed (otp_required when SS asks for an OTP)."""
+        form = {"grant_type": "password", "username": username, "password": password}
+        if domain:
+            form["domain"] = domain
+        headers = {"OTP": otp} if otp else None
+        return self._token(form, headers, AuthenticationFailed)
+
+    def refresh_user(self, refresh_token: str) -> TokenSet:
+        """Refresh grant (refresh tokens are single use). 400 -> SessionExpired."""
+        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token},
+                           None, SessionExpired)
+
+    def revoke(self, token: str) -> None:
+        """Ends an SS session (POST /api/v1/oauth-expiration). An already dead token is fine."""
+        try:
+            self._request("POST", "/api/v1/oauth-expiration", token=token)
+        except _AuthRejected:
+            pass
+
+    def as_user(self, tokens: TokenSet,
+                on_refresh: Callable[[TokenSet], None] | None = None) -> "UserApi":
+        return UserApi(self, tokens, on_refresh)
+
+    def _token(self, form: dict, headers: dict | None, error: type[AuthenticationFailed]) -> TokenSet:
+        try:
+            data = self._request("POST", TOKEN_PATH, data=form, headers=headers, token=None,
+                                 idempotent=True)
+        except RequestRejected as e:
+            raise self._auth_error(e, error) from None
+        except AccessDenied as e:
+            raise error("Secret Server refused the sign-in", path=TOKEN_PATH, status=e.status) from None
+        except _AuthRejected as e:
+            raise error("Secret Server refused the sign-in", path=TOKEN_PATH,
+                        status=e.status) from None
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str) \
+                or not data["access_token"]:
+            raise SecretServerBadResponse("token response without access_token", path=TOKEN_PATH)
+        refresh = data.get("refresh_token")
+        return TokenSet(access_token=data["access_token"],
+                        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+                        expires_at=parse.expires_at(data.get("expires_in"), _utcnow(),
+                                                    path=TOKEN_PATH))
+
+    @staticmethod
+    def _auth_error(e: RequestRejected, error: type[AuthenticationFailed]) -> AuthenticationFailed:
+        said = f"{e.error_code} {e.args[0] if e.args else ''}".lower()
+        otp = any(w in said for w in ("otp", "one-time", "one time", "two factor", "2fa",
+                                      "two-factor"))
+        if error is SessionExpired:
+            return SessionExpired("Secret Server refused the refresh token", path=TOKEN_PATH,
+                                  status=e.status)
+        what = "a one-time password (OTP) is required or wrong" if otp else "sign-in refused"
+        return error(f"Secret Server: {what}", path=TOKEN_PATH, status=e.status, otp_required=otp)
+
+    # ------------------------------------------------------------------ health
+    def healthcheck(self) -> bool:
+        """True when SS says it is healthy (anonymous). False when it answers otherwise;
+        SecretServerUnavailable when it cannot be reached within the retry budget."""
+        try:
+            data = self._request("GET", "/api/v1/healthcheck", token=None)
+        except (SecretServerBadResponse, RequestRejected, AccessDenied, _AuthRejected):
+            return False
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key.lower() == "healthy":
+                    return value is True
+        return False
+
+    # ------------------------------------------------------------------ HTTP
+    def _request(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
+                 data: dict | None = None, headers: dict | None = None, token: str | None,
+                 idempotent: bool | None = None) -> Any:
+        """One API call with retries. Returns the JSON body; raises typed errors, or
+        _AuthRejected on 401/403 (the caller's auth strategy decides)."""
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD")
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        start = self._clock()
+
+        def remaining() -> float:
+            return self.retry_seconds - (self._clock() - start)
+
+        def wait(state) -> float:
+            exc = state.outcome.exception()
+            if isinstance(exc, _Retryable) and exc.retry_after is not None:
+                w = exc.retry_after
+            else:
+                w = BACKOFF(state)
+            w = max(0.0, min(w, remaining()))
+            log.warning("Secret Server %s %s: %s; retrying in %.1fs (attempt %d)", method, path,
+                        exc.reason if isinstance(exc, _Retryable) else "error", w,
+                        state.attempt_number)
+            return w
+
+        def stop(state) -> bool:
+            return remaining() <= 0 or state.attempt_number >= MAX_ATTEMPTS
+
+        retrying = Retrying(sleep=self._sleep, wait=wait, stop=stop, reraise=True,
+                            retry=retry_if_exception_type(_Retryable))
+        try:
+            return retrying(self._exchange, method, path, params, json, data, hdrs, idempotent)
+        except _Retryable as e:
+            raise SecretServerUnavailable(f"Secret Server unavailable: {e.reason}", path=path,
+                                          status=e.status) from None
+
+    def _exchange(self, method: str, path: str, params, json, data, headers,
+                  idempotent: bool) -> Any:
+        try:
+            resp = self._session.request(method, self.base_url + path, params=params, json=json,
+                                         data=data, headers=headers, timeout=self.timeout,
+                                         verify=self.verify, allow_redirects=False)
+        except requests.ConnectTimeout:
+            raise _Retryable("connect timeout") from None
+        except requests.Timeout:
+            if not idempotent:   # SS may have acted: do not repeat a write
+                raise SecretServerUnavailable("Secret Server timed out (not retried: a write)",
+                                              path=path) from None
+            raise _Retryable("timeout") from None
+        except requests.ConnectionError as e:
+            if not idempotent and not _never_sent(e):
+                raise SecretServerUnavailable("Secret Server connection lost (not retried: a "
+                                              "write)", path=path) from None
+            raise _Retryable("connection error") from None
+        except requests.RequestException as e:
+            raise SecretServerUnavailable(f"Secret Server request failed: {type(e).__name__}",
+                                          path=path) from None
+        try:
+            return self._read(resp, path, idempotent)
+        finally:
+            resp.close()
+
+    @staticmethod
+    def _read(resp: requests.Response, path: str, idempotent: bool) -> Any:
+        status = resp.status_code
+        if status == 429:
+            raise _Retryable("429 too many requests", status=429,
+                             retry_after=_retry_after(resp.headers.get("Retry-After")))
+        if status >= 500:
+            if not idempotent:
+                raise SecretServerUnavailable(f"Secret Server error {status} (not retried: a "
+                                              "write)", path=path, status=status)
+            raise _Retryable(f"server error {status}", status=status)
+        if status in (401, 403):
+            raise _AuthRejected(status)
+        body = _json_body(resp, path)
+        if 400 <= status < 500:
+            d = body if isinstance(body, dict) else {}
+            code = d.get("errorCode") if isinstance(d.get("errorCode"), str) else ""
+            message = next((d[k] for k in ("message", "error_description", "error")
+                            if isinstance(d.get(k), str) and d[k]), f"HTTP {status}")
+            if code == "API_AccessDenied":
+                raise AccessDenied(f"Secret Server: {message}", path=path, status=status)
+            if not code and isinstance(d.get("error"), str):
+                code = d["error"]           # token endpoint: {"error": "invalid_grant", ...}
+            state = d.get("modelState") if isinstance(d.get("modelState"), dict) else None
+            raise RequestRejected(f"Secret Server: {message[:300]}", path=path, status=status,
+                                  error_code=code, model_state=state)
+        if not 200 <= status < 300:
+            raise SecretServerBadResponse(f"unexpected HTTP {status}", path=path, status=status)
+        return body
+
+
+def _json_body(resp: requests.Response, path: str) -> Any:
+    """The JSON body; SecretServerBadResponse for HTML or anything that is not JSON."""
+    raw = resp.content
+    if not raw.strip():
+        if 200 <= resp.status_code < 300:
+            return None
+        return {}
+    ctype = resp.headers.get("Content-Type", "").lower()
+    looks_html = raw.lstrip()[:1] == b"<" or "html" in ctype
+    if looks_html or ("json" not in ctype and 200 <= resp.status_code < 300):
+        raise SecretServerBadResponse(f"Secret Server answered {ctype or 'no content type'} "
+                                      f"instead of JSON (HTTP {resp.status_code})", path=path,
+                                      status=resp.status_code)
+    try:
+        return resp.json()
+    except ValueError:
+        raise SecretServerBadResponse("Secret Server answered malformed JSON", path=path,
+                                      status=resp.status_code) from None
+
+
+def _never_sent(e: requests.ConnectionError) -> bool:
+    """True when the connection failed before the request went out (refused, DNS...)."""
+    text = repr(e)
+    return any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolution",
+                                   "Failed to establish"))
+
+
+class UserApi(_Reads):
+    """SS as one person: their reads, searches and writes, with their own token."""
+
+    def __init__(self, client: SecretServerClient, tokens: TokenSet,
+                 on_refresh: Callable[[TokenSet], None] | None = None):
+        self._client = client
+        self._tokens = tokens
+        self._on_refresh = on_refresh
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> TokenSet:
+        """The current session (changes after a refresh)."""
+        return self._tokens
+
+    def _refresh(self, seen: TokenSet) -> TokenSet:
+        with self._lock:
+            if self._tokens is not seen:           # another thread already refreshed
+                return self._tokens
+            if self._on_refresh is None or not seen.refresh_token:
+                raise SessionExpired("the Secret Server session has expired")
+            new = self._client.refresh_user(seen.refresh_token)
+            self._tokens = new
+        self._on_refresh(new)
+        return new
+
+    def _api(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> Any:
+        tokens = self._tokens
+        if not tokens.fresh(_utcnow()) and self._on_refresh is not None and tokens.refresh_token:
+            tokens = self._refresh(tokens)
+        try:
+            return self._client._request(method, path, params=params, json=json,
+                                         token=tokens.access_token)
+        except _AuthRejected as e:
+            if self._on_refresh is None or not tokens.refresh_token:
+                raise SessionExpired("the Secret Server session has expired", path=path,
+                                     status=e.status) from None
+        tokens = self._refresh(tokens)
+        try:
+            return self._client._request(method, path, params=params, json=json,
+                                         token=tokens.access_token)
+        except _AuthRejected as e:
+            raise SessionExpired("the Secret Server session has expired", path=path,
+                                 status=e.status) from None
+
+    # ------------------------------------------------------------------ writes
+    def _update(self, body: dict) -> AccessRequest:
+        path = "/api/v1/secret-access-requests"
+        data = self._api("PUT", path, json=body)
+        return parse.parse_access_request(data, self._client.tz, path=path)
+
+    def approve(self, request_id: int, start: datetime, expiration: datetime,
+                comment: str = "") -> AccessRequest:
+        fmt = self._client_fmt
+        return self._update({"secretAccessRequestId": int(request_id), "status": APPROVED,
+                             "startDate": fmt(start), "expirationDate": fmt(expiration),
+                             "responseComment": comment})
+
+    def deny(self, request_id: int, comment: str) -> AccessRequest:
+        return self._update({"secretAccessRequestId": int(request_id), "status": DENIED,
+                             "responseComment": comment})
+
+    def cancel(self, request_id: int) -> AccessRequest:
+        return self._update({"secretAccessRequestId": int(request_id), "status": CANCELED})
+
+    def create_request(self, secret_id: int, comment: str, ticket: str = "", *,
+                       start: datetime | None = None,
+                       expiration: datetime | None = None) -> AccessRequest:
+        path = "/api/v1/secret-access-requests"
+        body: dict[str, Any] = {"secretId": int(secret_id), "requestComment": comment}
+        if ticket:
+            body["ticketNumber"] = ticket
+        if start is not None:
+            body["startDate"] = self._client_fmt(start)
+        if expiration is not None:
+            body["expirationDate"] = self._client_fmt(expiration)
+        return parse.parse_access_request(self._api("POST", path, json=body), self._client.tz,
+                                          path=path)
+
+    def launch(self, secret_id: int, launcher_id: int, prompt_value: str | None = None) -> dict:
+        """Starts a launcher session: {"guid", "launcherType", "ssUrl", "baseUrl", "encodedUrl"}."""
+        path = "/api/v1/launchers/secret"
+        body: dict[str, Any] = {"secretId": int(secret_id), "launcherId": int(launcher_id)}
+        if prompt_value:
+            body["promptFieldValue"] = prompt_value
+        data = self._api("POST", path, json=body)
+        if not isinstance(data, dict) or not isinstance(data.get("guid"), str):
+            raise SecretServerBadResponse("launch answer without guid", path=path)
+        return {k: data.get(k) for k in ("guid", "launcherType", "ssUrl", "baseUrl", "encodedUrl")}
+
+    def _client_fmt(self, dt: datetime) -> str:
+        return parse.format_timestamp(dt, self._client.tz)

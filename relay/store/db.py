@@ -1,0 +1,101 @@
+"""Opening the SQLite database and applying the numbered SQL migrations.
+
+Migrations are plain `NNNN_name.sql` files in the top-level `migrations/` folder, shipped
+inside the package as `relay.migrations`. Each is applied with its record in one
+transaction; `pending()` only reads.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import sqlite_utils
+
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class SchemaOutOfDate(RuntimeError):
+    def __init__(self, pending: list[str]):
+        self.pending = pending
+        super().__init__("database schema is not up to date; run `ssrelay migrate` "
+                         f"(pending: {', '.join(pending)})")
+
+
+def open_db(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) the database with the pragmas the relay relies on."""
+    if str(path) == ":memory:":
+        conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return sqlite_utils.Database(conn)
+
+
+def available() -> list[tuple[str, str]]:
+    """(name, sql) of every shipped migration, in order."""
+    files = resources.files("relay.migrations")
+    out = []
+    for f in files.iterdir():
+        if _NAME.match(f.name):
+            out.append((f.name, f.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def _ensure_table(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+
+
+def applied(db: sqlite_utils.Database) -> list[str]:
+    if "schema_migrations" not in db.table_names():
+        return []
+    return [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
+
+
+def pending(db: sqlite_utils.Database) -> list[str]:
+    done = set(applied(db))
+    return [name for name, _ in available() if name not in done]
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply every pending migration; return the names applied."""
+    _ensure_table(db)
+    done = set(applied(db))
+    ran = []
+    for name, sql in available():
+        if name in done:
+            continue
+        with db.atomic():
+            for statement in _statements(sql):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                       [name, datetime.now(timezone.utc).isoformat()])
+        ran.append(name)
+    return ran
+
+
+def require_current(db: sqlite_utils.Database) -> None:
+    todo = pending(db)
+    if todo:
+        raise SchemaOutOfDate(todo)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements, line by line, as SQLite itself sees them end."""
+    out, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buf.splitlines()):
+        raise ValueError("migration ends with an incomplete statement")
+    return out

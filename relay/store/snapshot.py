@@ -1,0 +1,141 @@
+"""The snapshot of access requests and the one transaction that records a poll.
+
+A poll's snapshot changes and its outbox rows are written in one `db.atomic()`: either
+both happen or neither does.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Iterable
+
+import sqlite_utils
+
+from ..model import APPROVED, PENDING, AccessRequest, Person
+from ..sync import APPROVAL_REQUESTED, Diff, Known
+
+_COLUMNS = ("id, secret_id, secret_name, folder_id, requester_id, requester_username, status, "
+            "comment, ticket, requested_at, start_at, expires_at, review_status, decided_by, "
+            "response_comment, decided_at, has_workflow, reviewers")
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def _request(row) -> AccessRequest:
+    return AccessRequest(
+        id=row[0], secret_id=row[1], secret_name=row[2], folder_id=row[3], requester_id=row[4],
+        requester_username=row[5], status=row[6], comment=row[7], ticket=row[8],
+        requested_at=_dt(row[9]), start=_dt(row[10]), expiration=_dt(row[11]), review_status=row[12],
+        decided_by=row[13], response_comment=row[14], decided_at=_dt(row[15]), has_workflow=bool(row[16]))
+
+
+def load_known(db: sqlite_utils.Database) -> dict[int, Known]:
+    """Requests the poll still watches: Pending ones and Approved ones (until they expire)."""
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM access_requests WHERE gone = 0 AND status IN (?, ?)",
+        [PENDING, APPROVED]).fetchall()
+    return {r[0]: Known(_request(r), frozenset(json.loads(r[17]))) for r in rows}
+
+
+def get_request(db: sqlite_utils.Database, request_id: int) -> tuple[AccessRequest, dict] | None:
+    row = db.execute(f"SELECT {_COLUMNS}, folder_name FROM access_requests WHERE id = ?",
+                     [request_id]).fetchone()
+    if row is None:
+        return None
+    return _request(row), {"folder_name": row[18], "reviewers": json.loads(row[17])}
+
+
+def told(db: sqlite_utils.Database, request_ids: Iterable[int]) -> dict[int, frozenset[int]]:
+    """Reviewers whose approval message was sent or is in flight, per request."""
+    ids = sorted(set(request_ids))
+    out: dict[int, set[int]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        for rid, uid in db.execute(
+                f"SELECT request_id, recipient FROM outbox WHERE event = ? AND state IN ('sending', 'sent') "
+                f"AND request_id IN ({marks})", [APPROVAL_REQUESTED, *chunk]):
+            out.setdefault(rid, set()).add(uid)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def record_poll(db: sqlite_utils.Database, result: Diff, *, now: datetime,
+                context: dict[int, dict] | None = None) -> int:
+    """Write the snapshot changes and outbox rows of one poll. Call inside `db.atomic()`.
+    Returns the number of outbox rows actually added (duplicates are ignored)."""
+    context = context or {}
+    stamp = now.astimezone(timezone.utc).isoformat()
+    for req, reviewers in result.upserts:
+        ctx = context.get(req.id, {})
+        db.execute(
+            """INSERT INTO access_requests (id, secret_id, secret_name, folder_id, folder_name,
+                   requester_id, requester_username, status, comment, ticket, requested_at, start_at,
+                   expires_at, review_status, decided_by, response_comment, decided_at, has_workflow,
+                   fingerprint, reviewers, gone, first_seen, updated_at)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?)
+               ON CONFLICT(id) DO UPDATE SET secret_name=excluded.secret_name,
+                   folder_id=excluded.folder_id,
+                   folder_name=CASE WHEN excluded.folder_name != '' THEN excluded.folder_name ELSE folder_name END,
+                   status=excluded.status, comment=excluded.comment, ticket=excluded.ticket,
+                   start_at=excluded.start_at, expires_at=excluded.expires_at,
+                   review_status=excluded.review_status, decided_by=excluded.decided_by,
+                   response_comment=excluded.response_comment, decided_at=excluded.decided_at,
+                   fingerprint=excluded.fingerprint, reviewers=excluded.reviewers, gone=0,
+                   updated_at=excluded.updated_at""",
+            [req.id, req.secret_id, req.secret_name, req.folder_id, ctx.get("folder_name", ""),
+             req.requester_id, req.requester_username, req.status, req.comment, req.ticket,
+             _iso(req.requested_at), _iso(req.start), _iso(req.expiration), req.review_status,
+             req.decided_by, req.response_comment, _iso(req.decided_at), int(req.has_workflow),
+             req.fingerprint, json.dumps(list(reviewers)), stamp, stamp])
+    for rid in result.gone:
+        db.execute("UPDATE access_requests SET gone = 1, updated_at = ? WHERE id = ?", [stamp, rid])
+    for rid in result.settled:
+        db.execute("UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = ? "
+                   "WHERE request_id = ? AND event = ? AND state = 'pending'",
+                   [stamp, "request no longer pending", rid, APPROVAL_REQUESTED])
+    added = 0
+    for ev in result.events:
+        cur = db.execute(
+            "INSERT OR IGNORE INTO outbox (request_id, event, recipient, payload, state, next_attempt_at, created_at) "
+            "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+            [ev.request_id, ev.kind, ev.recipient, json.dumps(ev.payload, sort_keys=True), stamp, stamp])
+        added += cur.rowcount
+    set_state(db, "last_successful_poll", stamp)
+    return added
+
+
+def remember_people(db: sqlite_utils.Database, people: Iterable[Person], now: datetime) -> None:
+    stamp = now.astimezone(timezone.utc).isoformat()
+    for p in people:
+        db.execute("INSERT INTO people (id, username, display_name, email, fetched_at) VALUES (?,?,?,?,?) "
+                   "ON CONFLICT(id) DO UPDATE SET username=excluded.username, display_name=excluded.display_name, "
+                   "email=excluded.email, fetched_at=excluded.fetched_at",
+                   [p.id, p.username, p.display_name, p.email, stamp])
+
+
+def known_people(db: sqlite_utils.Database, fresh_since: datetime) -> dict[int, Person]:
+    rows = db.execute("SELECT id, username, display_name, email FROM people WHERE fetched_at >= ?",
+                      [fresh_since.astimezone(timezone.utc).isoformat()]).fetchall()
+    return {r[0]: Person(r[0], r[1], r[2], r[3]) for r in rows}
+
+
+def get_person(db: sqlite_utils.Database, ss_user_id: int) -> Person | None:
+    r = db.execute("SELECT id, username, display_name, email FROM people WHERE id = ?", [ss_user_id]).fetchone()
+    return Person(r[0], r[1], r[2], r[3]) if r else None
+
+
+def set_state(db: sqlite_utils.Database, key: str, value: str) -> None:
+    db.execute("INSERT INTO relay_state (key, value) VALUES (?, ?) "
+               "ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
+
+
+def get_state(db: sqlite_utils.Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM relay_state WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
