@@ -214,12 +214,15 @@ def default_path(explicit: str | None = None, environ: dict[str, str] | None = N
 
 
 def load(path: str | None = None, environ: dict[str, str] | None = None, *,
-         require_file: bool = False) -> Config:
-    """Load and validate. Raises ConfigError naming the first bad key."""
+         require_file: bool = False, use_file: bool = True) -> Config:
+    """Load and validate. Raises ConfigError naming the first bad key.
+    `use_file=False` reads only `environ` (the sandbox and tests)."""
     env = dict(os.environ if environ is None else environ)
-    file = default_path(path, env)
+    file = default_path(path, env) if use_file else ""
     raw: dict[str, Any] = {}
-    if Path(file).is_file():
+    if not use_file:
+        pass
+    elif Path(file).is_file():
         try:
             raw = tomllib.loads(Path(file).read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:

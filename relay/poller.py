@@ -60,6 +60,7 @@ class Poller:
         self.clock = clock
         self._folders: dict[int, tuple[str, float]] = {}
         self._caught_up = False
+        self._self_id: int | None = None
         self.listeners: list[Callable[[PollResult], None]] = []
 
     def poll_once(self) -> PollResult:
@@ -87,6 +88,9 @@ class Poller:
 
     def _cycle(self) -> PollResult:
         now = self.clock()
+        if self._self_id is None:
+            # The relay account sits in the approver groups it watches: never ask it to review.
+            self._self_id = self.ss.current_user().id
         known = snapshot.load_known(self.db)
         listing = {r.id: r for r in self.ss.list_pending()}
         plan = sync.plan(known, listing, now)
@@ -104,6 +108,8 @@ class Poller:
                 if step.group_id not in group_cache:
                     group_cache[step.group_id] = self.ss.group_members(step.group_id)
                 for person in group_cache[step.group_id]:
+                    if person.id == self._self_id:
+                        continue
                     members.setdefault(person.id, person)
                     ids.add(person.id)
             reviewers[rid] = tuple(sorted(ids))
@@ -118,7 +124,7 @@ class Poller:
         away = self._decided_while_away(now, known, listing) if not self._caught_up else {}
 
         # Who is involved in what changed: names and e-mails for the messages and the mapping.
-                touched = [listing[r] for r in plan.reviewer_reads] + [r for r in resolved.values() if r] + list(away.values())
+        touched = [listing[r] for r in plan.reviewer_reads] + [r for r in resolved.values() if r] + list(away.values())
         people, fetched = self._people(set(members) | {r.requester_id for r in touched}, members, now)
         context = {}
         for req in touched:

@@ -42,12 +42,13 @@ class Delivery:
         self.default_hours = default_hours
         self.metrics = metrics or Metrics()
         self.wake = threading.Event()
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self.on_delivered: Callable[[Notification, str], None] = lambda n, slack_user: None
 
     def deliver_due(self, limit: int = 100) -> int:
         """Deliver what is due now; returns how many notifications were handled."""
         handled = 0
-        for n in self.outbox.due(limit=limit):
+        for n in self.outbox.due(self.clock(), limit=limit):
             if self.outbox.claim(n):
                 self._deliver(n)
                 handled += 1
@@ -69,7 +70,7 @@ class Delivery:
         nxt = self.outbox.next_due_at()
         if nxt is None:
             return idle
-        return max(0.01, min(idle, (nxt - datetime.now(timezone.utc)).total_seconds()))
+        return max(0.01, min(idle, (nxt - self.clock()).total_seconds()))
 
     def _deliver(self, n: Notification) -> None:
         try:
