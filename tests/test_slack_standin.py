@@ -492,6 +492,10 @@ def test_socket_mode_round_trip_ack_disconnect_reconnect(slack):
                                                                                "user": ALICE}})
             ack2 = sm.wait_for_ack(second, timeout=5)
         finally:
+            # Closing from the server side first wakes the client's blocking recv;
+            # SocketModeClient.close() alone waits out its 3 s socket timeout.
+            sm_client.auto_reconnect_enabled = False
+            sm.stop()
             sm_client.close()
 
     assert ack1 == {"envelope_id": first, "payload": {"echo": "block_actions"}}

@@ -239,16 +239,16 @@ class SocketModeStandIn:
 
     def stop(self) -> None:
         self._stopping.set()
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            c.close(1001, "going away")
-        if self._accept_thread is not None:
+        if self._accept_thread is not None:  # no new connections from here on
             self._accept_thread.join(timeout=5)
             self._accept_thread = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            c.close(1001, "going away")
 
     def __enter__(self) -> "SocketModeStandIn":
         return self.start()
