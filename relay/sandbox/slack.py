@@ -469,6 +469,11 @@ class SlackStandIn:
         with self._lock:
             return sum(1 for c in self._calls if c.status == 429)
 
+    def clear_faults(self) -> None:
+        """Forget injected faults (recorded calls and state stay)."""
+        with self._lock:
+            self._faults.clear()
+
     def reset(self, *, state: bool = False) -> None:
         """Forget recorded calls and responses; with ``state=True`` also messages,
         views, triggers, response URLs, faults and rate limits (users stay)."""
