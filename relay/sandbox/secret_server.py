@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -241,17 +242,20 @@ class SecretServerStandIn:
         return None
 
     # ---------------------------------------------------------------- recording
-    def _record(self, call: Call) -> int:
+    def _record(self, call: Call) -> Call:
         with self._calls_cond:
             self.calls.append(call)
             self._calls_cond.notify_all()
-            return len(self.calls) - 1
+            return call
 
-    def _set_status(self, index: int, status: int) -> None:
+    def _set_status(self, call: Call, status: int) -> None:
         with self._calls_cond:
-            c = self.calls[index]
-            self.calls[index] = Call(c.method, c.path, c.query, c.user, c.body, status)
-            self._calls_cond.notify_all()
+            for i in range(len(self.calls) - 1, -1, -1):   # reset_calls may have dropped it
+                if self.calls[i] is call:
+                    self.calls[i] = Call(call.method, call.path, call.query, call.user, call.body,
+                                         status)
+                    self._calls_cond.notify_all()
+                    return
 
     def wait_for(self, predicate: Callable[[Call], bool], timeout: float = 5) -> Call:
         """Block until a recorded call satisfies `predicate`; TimeoutError after `timeout`."""
@@ -282,6 +286,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "Microsoft-IIS/10.0"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in two writes: without this, Nagle plus delayed ACKs
+        # add ~40 ms to every keep-alive call
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet; never log queries
         pass
 
@@ -303,6 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---------------------------------------------------------------- plumbing
     def _handle(self) -> None:
         ss = self.standin
+        self._call = None
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
@@ -327,18 +338,18 @@ class _Handler(BaseHTTPRequestHandler):
 
         token = self._bearer()
         user = ss.world.user_for_token(token) if token else None
-        index = ss._record(Call(self.command, path, query, user.username if user else None, body))
+        self._call = ss._record(Call(self.command, path, query,
+                                     user.username if user else None, body))
 
         fault = ss._take_fault(path)
         if fault is not None and fault.hang is not None:
             fault.hang.wait(HANG_LIMIT_SECONDS)
             fault = None                        # then answer normally
         if fault is not None:
-            status = self._send_fault(fault)
+            self._send_fault(fault)
         else:
             status, payload, headers = self._dispatch(path, query, form, body, token, user)
             self._send(status, payload, headers)
-        ss._set_status(index, status)
 
     def _bearer(self) -> str | None:
         auth = self.headers.get("Authorization", "")
@@ -383,18 +394,18 @@ class _Handler(BaseHTTPRequestHandler):
                                     f"'{self.command}'."}, {}
         return 404, _NOT_FOUND, {}
 
-    def _send_fault(self, f: _Fault) -> int:
+    def _send_fault(self, f: _Fault) -> None:
         if f.html:
             self._send_raw(200, b"<html><head><title>Error</title></head><body><h1>Server Error"
                                 b"</h1><p>An error occurred.</p></body></html>",
                            "text/html; charset=utf-8")
-            return 200
+            return
         headers = {}
         if f.status == 429 and f.retry_after is not None:
             headers["Retry-After"] = f"{f.retry_after:g}"
         if isinstance(f.body, bytes):             # raw bytes, sent as if JSON
             self._send_raw(f.status, f.body, "application/json; charset=utf-8", headers)
-            return f.status
+            return
         if f.body is not None:
             payload = f.body
         elif f.status == 429:
@@ -406,13 +417,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             payload = {"message": "Injected fault."}
         self._send(f.status, payload, headers)
-        return f.status
 
     def _send(self, status: int, payload: Any, headers: dict | None = None) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
         self._send_raw(status, data, "application/json; charset=utf-8", headers)
 
     def _send_raw(self, status: int, data: bytes, ctype: str, headers: dict | None = None) -> None:
+        if self._call is not None:        # before the client can see the answer
+            self.standin._set_status(self._call, status)
         try:
             self.send_response(status)
             self.send_header("Content-Type", ctype)

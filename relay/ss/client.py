@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable
 
 import requests
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type
 
 from relay.errors import (AccessDenied, AuthenticationFailed, RequestRejected,
                           SecretServerBadResponse, SecretServerUnavailable, SessionExpired)
@@ -44,7 +45,11 @@ log = logging.getLogger("relay.ss")
 TOKEN_PATH = "/oauth2/token"
 EXPIRY_MARGIN = timedelta(seconds=60)     # renew this long BEFORE the token expires
 MAX_ATTEMPTS = 25                          # safety net on top of the time budget
-BACKOFF = wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... capped at 8 s, plus up to 0.5 s."""
+    return min(8.0, 0.5 * 2 ** (attempt - 1)) + random.uniform(0, 0.5)
 
 
 @dataclass(frozen=True)
@@ -382,7 +387,7 @@ class SecretServerClient(_Reads):
             if isinstance(exc, _Retryable) and exc.retry_after is not None:
                 w = exc.retry_after
             else:
-                w = BACKOFF(state)
+                w = _backoff(state.attempt_number)
             w = max(0.0, min(w, remaining()))
             log.warning("Secret Server %s %s: %s; retrying in %.1fs (attempt %d)", method, path,
                         exc.reason if isinstance(exc, _Retryable) else "error", w,
