@@ -40,14 +40,18 @@ class AccessRequest:
     decided_at: datetime | None = None  # responseDate
     has_workflow: bool = False
 
-    @property
-    def fingerprint(self) -> str:
-        """What, in a listing record, tells us the request changed since we last looked."""
-        return "|".join([
-            self.status, self.review_status, self.decided_by,
-            self.decided_at.isoformat() if self.decided_at else "",
-            self.expiration.isoformat() if self.expiration else "",
-        ])
+    # What, in a listing record, tells us the request changed since we last looked. The SS
+    # parser fills it from the raw record (relay.ss.parse.raw_fingerprint) so a listing can be
+    # compared with the snapshot without parsing every record; otherwise it is derived here.
+    fingerprint: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", "|".join([
+                self.status, self.review_status, self.decided_by,
+                self.decided_at.isoformat() if self.decided_at else "",
+                self.expiration.isoformat() if self.expiration else "",
+            ]))
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ _DATES = ("requested_at", "start", "expiration", "decided_at")
 def request_to_dict(r: AccessRequest) -> dict:
     """A JSON-safe dict of a request (datetimes as ISO-8601 UTC)."""
     d = dict(r.__dict__)
+    d.pop("fingerprint", None)
     for k in _DATES:
         d[k] = d[k].isoformat() if d[k] else None
     return d

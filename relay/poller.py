@@ -30,7 +30,7 @@ FOLDER_TTL_SECONDS = 3600.0
 class RelayReader(Protocol):
     """What the poll needs from Secret Server (relay.ss.client.SecretServerClient)."""
 
-    def list_pending(self) -> list[AccessRequest]: ...
+    def pending_index(self): ...          # .fingerprints {id: str}, .request(id) -> AccessRequest
     def list_requests(self, status: str) -> list[AccessRequest]: ...
     def get_request(self, request_id: int) -> AccessRequest: ...
     def step_reviewers(self, request_id: int) -> tuple[StepReviewer, ...]: ...
@@ -92,8 +92,9 @@ class Poller:
             # The relay account sits in the approver groups it watches: never ask it to review.
             self._self_id = self.ss.current_user().id
         known = snapshot.load_known(self.db)
-        listing = {r.id: r for r in self.ss.list_pending()}
-        plan = sync.plan(known, listing, now)
+        index = self.ss.pending_index()
+        plan = sync.plan(known, index.fingerprints, now)
+        listing = {rid: index.request(rid) for rid in plan.reviewer_reads}   # parse only what changed
 
         group_cache: dict[int, tuple[Person, ...]] = {}
         members: dict[int, Person] = {}
@@ -121,7 +122,7 @@ class Poller:
             except AccessDenied:
                 resolved[rid] = None
 
-        away = self._decided_while_away(now, known, listing) if not self._caught_up else {}
+        away = self._decided_while_away(now, known, index.fingerprints) if not self._caught_up else {}
 
         # Who is involved in what changed: names and e-mails for the messages and the mapping.
         touched = [listing[r] for r in plan.reviewer_reads] + [r for r in resolved.values() if r] + list(away.values())
@@ -134,7 +135,7 @@ class Poller:
                 "requester_name": requester.name if requester else req.requester_username,
             }
 
-        obs = sync.Observation(now=now, pending=listing, reviewers=reviewers, resolved=resolved,
+        obs = sync.Observation(now=now, pending=listing, listed=index.fingerprints.keys(), reviewers=reviewers, resolved=resolved,
                                decided_while_away=away, context=context)
         affected = set(plan.reviewer_reads) | set(plan.request_reads) | set(away)
         with self.db.atomic():
@@ -149,12 +150,12 @@ class Poller:
             changed.update(revs)
         for rid in result.gone:
             if rid in known:
-                changed.add(known[rid].request.requester_id)
+                changed.add(known[rid].requester_id)
                 changed.update(known[rid].reviewers)
         if added or result.upserts:
-            log.info("poll recorded changes", extra={"listed": len(listing), "upserts": len(result.upserts),
+            log.info("poll recorded changes", extra={"listed": len(index.fingerprints), "upserts": len(result.upserts),
                                                      "notifications": added})
-        return PollResult(ok=True, listed=len(listing), added=added, changed=frozenset(changed))
+        return PollResult(ok=True, listed=len(index.fingerprints), added=added, changed=frozenset(changed))
 
     def _decided_while_away(self, now: datetime, known, listing) -> dict[int, AccessRequest]:
         last = snapshot.get_state(self.db, "last_successful_poll")

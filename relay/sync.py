@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Mapping
+from typing import AbstractSet, Mapping, NamedTuple
 
 from .model import (APPROVED, CANCELED, DENIED, EXPIRED, PENDING, AccessRequest,
                     request_to_dict)
@@ -23,12 +23,19 @@ REVIEW_CLOSED = "review_closed"              # to a reviewer's DM card: final st
 EXPIRED_NOTICE = "expired"                   # to the requester: access has ended
 
 
-@dataclass(frozen=True)
-class Known:
-    """What the snapshot holds for one request."""
+class Known(NamedTuple):
+    """What the snapshot holds for one request: just enough to diff. A NamedTuple, since a
+    no-change poll loads thousands of them."""
 
-    request: AccessRequest
+    status: str
+    fingerprint: str
+    requester_id: int
+    expiration: datetime | None = None
     reviewers: frozenset[int] = frozenset()
+
+    @classmethod
+    def of(cls, req: AccessRequest, reviewers: frozenset[int] = frozenset()) -> "Known":
+        return cls(req.status, req.fingerprint, req.requester_id, req.expiration, reviewers)
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class Observation:
     """One poll's view of Secret Server, complete or not at all."""
 
     now: datetime
-    pending: Mapping[int, AccessRequest]                 # the whole Pending listing
+    pending: Mapping[int, AccessRequest]                 # Pending requests, parsed: at least the plan's reviewer_reads
+    listed: AbstractSet[int] | None = None               # ids of the whole Pending listing (default: pending's keys)
     reviewers: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # current step, for plan.reviewer_reads
     resolved: Mapping[int, AccessRequest | None] = field(default_factory=dict)  # plan.request_reads; None = unreadable
     decided_while_away: Mapping[int, AccessRequest] = field(default_factory=dict)  # catch-up listing
@@ -83,19 +91,20 @@ class Diff:
     settled: list[int] = field(default_factory=list)  # requests whose unsent approval messages are moot
 
 
-def plan(known: Mapping[int, Known], listing: Mapping[int, AccessRequest], now: datetime) -> Plan:
+def plan(known: Mapping[int, Known], listing: Mapping[int, str], now: datetime) -> Plan:
+    """`listing` maps each listed Pending request id to its fingerprint."""
     new, moved, vanished, expiring = [], [], [], []
-    for rid, req in listing.items():
+    for rid, fingerprint in listing.items():
         k = known.get(rid)
-        if k is None or k.request.status != PENDING:
+        if k is None or k.status != PENDING:
             new.append(rid)
-        elif k.request.fingerprint != req.fingerprint:
+        elif k.fingerprint != fingerprint:
             moved.append(rid)
     for rid, k in known.items():
-        if k.request.status == PENDING and rid not in listing:
+        if k.status == PENDING and rid not in listing:
             vanished.append(rid)
-        elif (k.request.status == APPROVED and k.request.expiration is not None
-              and k.request.expiration <= now and rid not in listing):
+        elif (k.status == APPROVED and k.expiration is not None
+              and k.expiration <= now and rid not in listing):
             expiring.append(rid)
     return Plan(tuple(sorted(new)), tuple(sorted(moved)), tuple(sorted(vanished)), tuple(sorted(expiring)))
 
@@ -128,7 +137,7 @@ def diff(known: Mapping[int, Known], obs: Observation, told: Mapping[int, frozen
     for rid in sorted(obs.pending):
         req = obs.pending[rid]
         k = known.get(rid)
-        if k is not None and k.request.status == PENDING and k.request.fingerprint == req.fingerprint:
+        if k is not None and k.status == PENDING and k.fingerprint == req.fingerprint:
             continue
         reviewers = obs.reviewers.get(rid)
         if reviewers is None:          # not read this cycle (cannot happen when plan() was followed)
@@ -145,10 +154,10 @@ def diff(known: Mapping[int, Known], obs: Observation, told: Mapping[int, frozen
             out.gone.append(rid)
             out.settled.append(rid)
             continue
-        before = k.request.status
+        before = k.status
         reviewers = tuple(sorted(k.reviewers))
         if req.status == before and not (before == APPROVED and _ended(req, obs.now)):
-            if req.fingerprint != k.request.fingerprint:
+            if req.fingerprint != k.fingerprint:
                 out.upserts.append((req, reviewers))
             continue
         if before == PENDING:
@@ -176,8 +185,9 @@ def diff(known: Mapping[int, Known], obs: Observation, told: Mapping[int, frozen
             else:
                 out.upserts.append((req, reviewers))
 
+    listed = obs.pending.keys() if obs.listed is None else obs.listed
     for rid in sorted(obs.decided_while_away):
-        if rid in known or rid in obs.pending:
+        if rid in known or rid in listed:
             continue
         req = obs.decided_while_away[rid]
         out.upserts.append((req, ()))

@@ -29,8 +29,8 @@ def test_new_pending_request_asks_every_reviewer_but_never_the_requester():
 
 def test_unchanged_listing_plans_no_reads_and_diffs_to_nothing():
     r = req()
-    known = {1: Known(r, frozenset({ALICE}))}
-    p = plan(known, {1: r}, NOW)
+    known = {1: Known.of(r, frozenset({ALICE}))}
+    p = plan(known, {1: r.fingerprint}, NOW)
     assert p.reviewer_reads == () and p.request_reads == ()
     out = diff(known, Observation(now=NOW, pending={1: r}), told={1: frozenset({ALICE})})
     assert out.events == [] and out.upserts == []
@@ -39,8 +39,8 @@ def test_unchanged_listing_plans_no_reads_and_diffs_to_nothing():
 def test_step_change_asks_only_reviewers_not_told_yet():
     before = req(review_status="Step 1 of 2")
     after = req(review_status="Step 2 of 2")
-    known = {1: Known(before, frozenset({ALICE}))}
-    p = plan(known, {1: after}, NOW)
+    known = {1: Known.of(before, frozenset({ALICE}))}
+    p = plan(known, {1: after.fingerprint}, NOW)
     assert p.moved == (1,)
     out = diff(known, Observation(now=NOW, pending={1: after}, reviewers={1: (ALICE, CAROL)}),
                told={1: frozenset({ALICE})})
@@ -49,7 +49,7 @@ def test_step_change_asks_only_reviewers_not_told_yet():
 
 def test_cancel_tells_only_reviewers_who_were_told_and_settles_unsent_asks():
     r = req()
-    known = {1: Known(r, frozenset({ALICE, BOB}))}
+    known = {1: Known.of(r, frozenset({ALICE, BOB}))}
     p = plan(known, {}, NOW)
     assert p.vanished == (1,)
     canceled = replace(r, status="Canceled")
@@ -60,7 +60,7 @@ def test_cancel_tells_only_reviewers_who_were_told_and_settles_unsent_asks():
 
 def test_approval_tells_the_requester_and_closes_cards_in_dm_mode_only():
     r = req()
-    known = {1: Known(r, frozenset({ALICE, BOB}))}
+    known = {1: Known.of(r, frozenset({ALICE, BOB}))}
     approved = replace(r, status="Approved", decided_by="Alice", decided_at=NOW, expiration=NOW + timedelta(hours=8))
     obs = Observation(now=NOW, pending={}, resolved={1: approved})
     told = {1: frozenset({ALICE, BOB})}
@@ -74,14 +74,14 @@ def test_approval_tells_the_requester_and_closes_cards_in_dm_mode_only():
 def test_denial_tells_the_requester():
     r = req()
     denied = replace(r, status="Denied", decided_by="Bob", response_comment="not today")
-    out = diff({1: Known(r)}, Observation(now=NOW, pending={}, resolved={1: denied}), told={})
+    out = diff({1: Known.of(r)}, Observation(now=NOW, pending={}, resolved={1: denied}), told={})
     assert [(e.kind, e.recipient) for e in out.events] == [("denied", REQUESTER)]
     assert out.events[0].payload["request"]["response_comment"] == "not today"
 
 
 def test_approved_access_is_watched_until_it_expires():
     approved = req(status="Approved", expiration=NOW - timedelta(minutes=1))
-    known = {1: Known(approved)}
+    known = {1: Known.of(approved)}
     p = plan(known, {}, NOW)
     assert p.expiring == (1,)
     out = diff(known, Observation(now=NOW, pending={}, resolved={1: replace(approved, status="Expired")}), told={})
@@ -94,12 +94,12 @@ def test_approved_access_is_watched_until_it_expires():
 
 def test_approved_not_yet_expired_is_not_read():
     approved = req(status="Approved", expiration=NOW + timedelta(hours=1))
-    assert plan({1: Known(approved)}, {}, NOW).request_reads == ()
+    assert plan({1: Known.of(approved)}, {}, NOW).request_reads == ()
 
 
 def test_unreadable_request_is_marked_gone_and_nobody_is_told():
     r = req()
-    out = diff({1: Known(r, frozenset({ALICE}))}, Observation(now=NOW, pending={}, resolved={1: None}),
+    out = diff({1: Known.of(r, frozenset({ALICE}))}, Observation(now=NOW, pending={}, resolved={1: None}),
                told={1: frozenset({ALICE})})
     assert out.gone == [1] and out.events == []
 
@@ -112,7 +112,7 @@ def test_decided_while_away_tells_the_requester_only():
 
 def test_still_pending_when_read_individually_is_left_alone():
     r = req()
-    out = diff({1: Known(r)}, Observation(now=NOW, pending={}, resolved={1: r}), told={})
+    out = diff({1: Known.of(r)}, Observation(now=NOW, pending={}, resolved={1: r}), told={})
     assert out.events == [] and out.upserts == []
 
 

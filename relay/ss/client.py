@@ -109,6 +109,17 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - _utcnow()).total_seconds())
 
 
+class PendingIndex:
+    """A Pending listing: `fingerprints` for every id, `request(id)` parses one record."""
+
+    def __init__(self, fingerprints: dict[int, str], raw: dict[int, dict], tz: tzinfo, path: str):
+        self.fingerprints = fingerprints
+        self._raw, self._tz, self._path = raw, tz, path
+
+    def request(self, request_id: int) -> AccessRequest:
+        return parse.parse_access_request(self._raw[request_id], self._tz, path=self._path)
+
+
 class _Reads:
     """Read methods shared by the relay client and a user's API. Subclasses give `_api`."""
 
@@ -153,6 +164,21 @@ class _Reads:
         if len(unique) != total:
             raise SecretServerBadResponse("inconsistent listing", path=path)
         return sorted(unique.values(), key=lambda r: r.id)
+
+    def pending_index(self) -> "PendingIndex":
+        """The Pending listing (all pages, same consistency checks as `list_requests`) as
+        id -> fingerprint, with records parsed only when asked for: a poll with no change
+        costs the HTTP reads and little else."""
+        path = "/api/v1/secret-access-requests"
+        recs, total = self._pages(path, {"filter.status": PENDING})
+        raw: dict[int, dict] = {}
+        fingerprints: dict[int, str] = {}
+        for r in recs:
+            rid, fp = parse.listing_entry(r, path=path)
+            raw[rid], fingerprints[rid] = r, fp
+        if len(raw) != total:
+            raise SecretServerBadResponse("inconsistent listing", path=path)
+        return PendingIndex(fingerprints, raw, self._client.tz, path)
 
     def get_request(self, request_id: int) -> AccessRequest:
         path = f"/api/v1/secret-access-requests/{int(request_id)}"

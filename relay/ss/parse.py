@@ -19,6 +19,13 @@ def parse_timestamp(value: Any, tz: tzinfo = timezone.utc, *, path: str = "") ->
     null, empty and .NET's DateTime.MinValue (year 1)."""
     if value is None or value == "":
         return None
+    if type(value) is str and tz is timezone.utc and len(value) >= 19 and value[-1] not in "Zz" \
+            and "+" not in value[19:] and "-" not in value[19:]:
+        try:        # fast path: SS's usual offset-less form, read as UTC
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise SecretServerBadResponse(f"unreadable timestamp {value[:40]!r}", path=path) from None
+        return None if dt.year == 1 else dt.replace(tzinfo=timezone.utc)
     if not isinstance(value, str):
         raise SecretServerBadResponse(f"timestamp is not a string: {type(value).__name__}",
                                       path=path)
@@ -104,6 +111,25 @@ def records(page: Any, path: str) -> list:
 
 
 # ---------------------------------------------------------------------- records
+_FINGERPRINT_KEYS = ("status", "reviewStatusMessage", "approverDisplayName", "responseDate", "expirationDate")
+
+
+def raw_fingerprint(d: dict) -> str:
+    """The fields of a listing record that change when the request moves on, joined as they
+    came: cheap enough to compute for every record of a large listing."""
+    return "|".join([str(d.get(k) or "") for k in _FINGERPRINT_KEYS])
+
+
+def listing_entry(data: Any, *, path: str = "") -> tuple[int, str]:
+    """(id, fingerprint) of a listing record, validating only what that needs."""
+    if not isinstance(data, dict):
+        raise SecretServerBadResponse("access request: expected a JSON object", path=path)
+    rid, status = data.get("secretAccessRequestId"), data.get("status")
+    if type(rid) is not int or status not in STATUSES:
+        raise SecretServerBadResponse("listing record without a valid id and status", path=path)
+    return rid, raw_fingerprint(data)
+
+
 def parse_access_request(data: Any, tz: tzinfo = timezone.utc, *, path: str = "") -> AccessRequest:
     d = _obj(data, "access request", path)
     status = _str(d, "status", path, required=True)
@@ -128,6 +154,7 @@ def parse_access_request(data: Any, tz: tzinfo = timezone.utc, *, path: str = ""
         response_comment=_str(d, "responseComment", path),
         decided_at=parse_timestamp(d.get("responseDate"), tz, path=path),
         has_workflow=_bool(d, "hasWorkflow", path),
+        fingerprint=raw_fingerprint(d),
     )
 
 

@@ -39,9 +39,12 @@ def _request(row) -> AccessRequest:
 def load_known(db: sqlite_utils.Database) -> dict[int, Known]:
     """Requests the poll still watches: Pending ones and Approved ones (until they expire)."""
     rows = db.execute(
-        f"SELECT {_COLUMNS} FROM access_requests WHERE gone = 0 AND status IN (?, ?)",
-        [PENDING, APPROVED]).fetchall()
-    return {r[0]: Known(_request(r), frozenset(json.loads(r[17]))) for r in rows}
+        "SELECT id, status, fingerprint, requester_id, expires_at, reviewers FROM access_requests "
+        "WHERE gone = 0 AND status IN (?, ?)", [PENDING, APPROVED]).fetchall()
+    loads = json.loads
+    return {r[0]: Known(r[1], r[2], r[3], _dt(r[4]) if r[1] == APPROVED else None,
+                        frozenset(loads(r[5])) if r[5] != "[]" else frozenset())
+            for r in rows}
 
 
 def get_request(db: sqlite_utils.Database, request_id: int) -> tuple[AccessRequest, dict] | None:
