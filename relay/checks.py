@@ -36,11 +36,11 @@ def run_checks(cfg: Config) -> list[Check]:
     from .store import db as store
 
     out = [Check("config", True, f"loaded from {cfg.source}" if cfg.source else "loaded from the environment")]
-    ss = build_ss_client(cfg)
-    out.append(_guard("secret server reachable", lambda: (
-        ss.healthcheck() and f"{cfg.secret_server.base_url} answers its health check"),
-        f"check secret_server.base_url and that this host can reach it (TLS: secret_server.verify_tls)"))
-    login = _guard("relay account login", lambda: f"signed in as {ss.current_user().username}",
+    ss = build_ss_client(cfg, retry_seconds=3.0)   # an operator is waiting: fail fast
+    reach = _guard("secret server reachable", lambda: _health(ss, cfg.secret_server.base_url),
+                   "check secret_server.base_url and that this host can reach it (TLS: secret_server.verify_tls)")
+    out.append(reach)
+    login = Check("relay account login", False, "skipped: Secret Server is not reachable") if not reach.ok else _guard("relay account login", lambda: f"signed in as {ss.current_user().username}",
                    "check secret_server.username / password / domain; the account must be allowed to use the API")
     out.append(login)
     if login.ok:
@@ -62,6 +62,12 @@ def run_checks(cfg: Config) -> list[Check]:
         return f"{cfg.storage.path} is writable and migrated"
     out.append(_guard("database", database, "run `ssrelay migrate`, and make storage.path writable"))
     return out
+
+
+def _health(ss, base_url: str) -> str:
+    if not ss.healthcheck():
+        raise RuntimeError(f"{base_url} answered, but its health check does not say healthy")
+    return f"{base_url} answers its health check"
 
 
 def _auth_test(slack) -> str:

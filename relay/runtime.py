@@ -28,11 +28,12 @@ from .web.app import WebApp, json_response
 log = logging.getLogger(__name__)
 
 
-def build_ss_client(cfg: Config) -> SecretServerClient:
+def build_ss_client(cfg: Config, *, retry_seconds: float = 30.0) -> SecretServerClient:
     s = cfg.secret_server
     return SecretServerClient(
         s.base_url, credentials=RelayCredentials(s.username, s.password.value, s.domain),
-        timeout=float(s.timeout_seconds), verify=s.verify_tls, tz=ZoneInfo(s.timezone))
+        timeout=float(s.timeout_seconds), verify=s.verify_tls, tz=ZoneInfo(s.timezone),
+        retry_seconds=retry_seconds)
 
 
 class Relay:
@@ -63,6 +64,12 @@ class Relay:
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
         self.web.route("GET", "/readyz", self.readyz)
         self.web.route("GET", "/metrics", self.metrics_page)
+        # ---- interactions (issue 3): sign-in, clicks, Home tab, Socket Mode -----------------
+        # Needs storage.encryption_key (a clear start-up error names it and `ssrelay keygen`).
+        from .slack.app import Interactions
+        self.interactions = Interactions(self)
+        self.interactions.install()
+        # ---- end interactions -----------------------------------------------------------------
         self._scheduler: BackgroundScheduler | None = None
         self._threads: list[threading.Thread] = []
         self._server = None
@@ -85,6 +92,7 @@ class Relay:
                                          threads=8, ident="ssrelay")
             self._spawn("http", self._server.run)
             log.info("http server listening", extra={"port": self.port})
+        self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"
         return self
 
     @property
@@ -105,6 +113,7 @@ class Relay:
             self._server.close()
         for t in self._threads:
             t.join(timeout=10)
+        self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
 
     def _after_poll(self, result: PollResult) -> None:
         if result.added:

@@ -82,7 +82,7 @@ def test_cancel_tells_the_reviewers_who_were_told(sandbox, make_relay, mode):
         else:
             (card,) = sandbox.slack.messages(uid)        # the card itself, rewritten in place
             assert all(b["type"] != "actions" for b in card["blocks"]), "buttons must be gone"
-            assert "Canceled by rita" in texts([card])
+            assert "Canceled by Rita Requester" in texts([card])
     assert sandbox.slack.messages(sandbox["rita"].slack_id) == []
 
 

@@ -107,14 +107,14 @@ def approval_card(req: AccessRequest, ctx: dict, *, secret_url: str, default_hou
     return escape(text), blocks
 
 
-def state_line(req: AccessRequest) -> str:
+def state_line(req: AccessRequest, requester_name: str = "") -> str:
     """One line saying where the request stands ("Approved by Alice at 10:42")."""
     by = escape(req.decided_by) or "someone"
     at = f" at {when(req.decided_at)}" if req.decided_at else ""
     return {
         "Approved": f":white_check_mark: Approved by {by}{at}",
         "Denied": f":x: Denied by {by}{at}",
-        "Canceled": f":no_entry_sign: Canceled by {escape(req.requester_username)}{at}",
+        "Canceled": f":no_entry_sign: Canceled by {escape(requester_name or req.requester_username)}{at}",
         "Expired": ":hourglass: Approved access has expired",
         "Pending": ":hourglass_flowing_sand: Waiting for review",
     }.get(req.status, escape(req.status))
@@ -122,7 +122,7 @@ def state_line(req: AccessRequest) -> str:
 
 def closed_card(req: AccessRequest, ctx: dict, *, secret_url: str, default_hours: float) -> tuple[str, list]:
     """A reviewer's card once the request is decided or canceled: the facts, no buttons."""
-    line = state_line(req)
+    line = state_line(req, ctx.get("requester_name", ""))
     blocks = [
         {"type": "header", "text": plain(f"Access request: {req.secret_name}", HEADER_LIMIT)},
         {"type": "section", "fields": _fields(req, ctx, secret_url, default_hours)},

@@ -1,0 +1,106 @@
+"""The command line as operators use it: real subprocesses, real stand-ins."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def ssrelay(*args, env=None, cwd=None, timeout=120):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SSRELAY_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "relay", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout)
+
+
+def test_demo_tells_the_whole_story_and_exits_zero(tmp_path):
+    from relay.sandbox import scenario
+    run = ssrelay("demo", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout
+    assert out.count("[Approve]  [Deny]") == 4
+    assert "Your request for prod-db was approved by Bob Approver" in out
+    assert "Canceled by Rita Requester" in out
+    assert "Demo complete" in out
+    assert "SANDBOX-FIELD-VALUE" not in out + run.stderr
+    assert scenario.RELAY_PASSWORD not in out + run.stderr
+
+
+def test_migrate_works_from_any_folder_and_is_idempotent(tmp_path):
+    env = {"SSRELAY_STORAGE_PATH": str(tmp_path / "x.db")}
+    first = ssrelay("migrate", env=env, cwd=tmp_path)
+    assert first.returncode == 0 and "applied 0001_initial.sql" in first.stdout
+    again = ssrelay("migrate", env=env, cwd="/")
+    assert again.returncode == 0 and "database is up to date" in again.stdout
+
+
+def test_status_reads_without_writing(tmp_path):
+    env = {"SSRELAY_STORAGE_PATH": str(tmp_path / "x.db")}
+    ssrelay("migrate", env=env, cwd=tmp_path)
+    before = (tmp_path / "x.db").stat().st_mtime_ns
+    run = ssrelay("status", env=env, cwd=tmp_path)
+    assert run.returncode == 0
+    assert "pending requests:     0" in run.stdout and "last successful poll: never" in run.stdout
+
+
+def test_bad_config_names_the_key(tmp_path):
+    (tmp_path / "ssrelay.toml").write_text('[slack]\nmode = "htp"\n')
+    env = {"SSRELAY_CONFIG": str(tmp_path / "ssrelay.toml"), "SSRELAY_SECRET_SERVER_BASE_URL": "https://ss.example",
+           "SSRELAY_SECRET_SERVER_USERNAME": "svc", "SSRELAY_SECRET_SERVER_PASSWORD": "pw",
+           "SSRELAY_SLACK_BOT_TOKEN": "xoxb-1"}
+    run = ssrelay("run", cwd=tmp_path, env=env)
+    assert run.returncode == 2
+    assert "slack.mode" in run.stderr and "expected one of" in run.stderr
+
+
+def test_keygen_prints_a_fernet_key():
+    from cryptography.fernet import Fernet
+    key = ssrelay("keygen").stdout.strip()
+    Fernet(key.encode())
+
+
+def test_check_against_healthy_stand_ins_passes(sandbox, tmp_path):
+    env = sandbox.environ(str(tmp_path / "c.db"))
+    ssrelay("migrate", env=env, cwd=tmp_path)
+    run = ssrelay("check", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout
+    lines = run.stdout.strip().splitlines()
+    assert all(line.startswith("ok ") for line in lines), run.stdout
+    assert any("sees 0 pending request(s)" in line for line in lines)
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    ({"SSRELAY_SECRET_SERVER_PASSWORD": "wrong"}, "FAIL relay account login: Secret Server refused the credentials"),
+    ({"SSRELAY_SLACK_BOT_TOKEN": "xoxb-wrong"}, "FAIL slack bot token: Slack said invalid_auth"),
+    ({"SSRELAY_SECRET_SERVER_BASE_URL": "http://127.0.0.1:9/SecretServer"}, "FAIL secret server reachable"),
+])
+def test_check_names_each_broken_part(sandbox, tmp_path, breakage, expected):
+    env = {**sandbox.environ(str(tmp_path / "c.db")), "SSRELAY_SECRET_SERVER_TIMEOUT_SECONDS": "1", **breakage}
+    ssrelay("migrate", env=env, cwd=tmp_path)
+    run = ssrelay("check", env=env, cwd=tmp_path)
+    assert run.returncode == 1
+    assert expected in run.stdout, run.stdout
+    assert "->" in next(line for line in run.stdout.splitlines() if line.startswith("FAIL"))
+
+
+def test_every_command_is_documented_in_the_readme():
+    from relay.cli import build_parser
+    readme = (ROOT / "README.md").read_text()
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in sub.choices:
+        assert f"### `ssrelay {name}`" in readme, f"ssrelay {name} is not documented"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    block = re.search(r"\*\*Run the tests\*\*.*?```bash\n(.+?)\n```", readme, re.S).group(1)
+    test_command = block.split("&& ", 3)[-1]        # after creating and activating the venv
+    assert test_command in ci
