@@ -64,12 +64,6 @@ class Relay:
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
         self.web.route("GET", "/readyz", self.readyz)
         self.web.route("GET", "/metrics", self.metrics_page)
-        # ---- interactions (issue 3): sign-in, clicks, Home tab, Socket Mode -----------------
-        # Needs storage.encryption_key (a clear start-up error names it and `ssrelay keygen`).
-        from .slack.app import Interactions
-        self.interactions = Interactions(self)
-        self.interactions.install()
-        # ---- end interactions -----------------------------------------------------------------
         self._scheduler: BackgroundScheduler | None = None
         self._threads: list[threading.Thread] = []
         self._server = None
@@ -92,7 +86,6 @@ class Relay:
                                          threads=8, ident="ssrelay")
             self._spawn("http", self._server.run)
             log.info("http server listening", extra={"port": self.port})
-        self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"
         return self
 
     @property
@@ -113,7 +106,6 @@ class Relay:
             self._server.close()
         for t in self._threads:
             t.join(timeout=10)
-        self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
 
     def _after_poll(self, result: PollResult) -> None:
         if result.added:
