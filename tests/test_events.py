@@ -122,34 +122,29 @@ def test_denial_tells_the_requester(sandbox, make_relay, mode):
         assert "Denied by Alice Approver at" in texts([card])
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_expiry_of_approved_access_tells_the_requester(sandbox, make_relay, mode):
-    relay = make_relay(SLACK_APPROVER_MESSAGES=mode)
+def approve_then_expire(sandbox, relay) -> list[dict]:
+    """Bob approves Rita's request for an hour; two hours later SS has expired it.
+    Returns the 'has ended' messages Rita got."""
     rid = new_request(sandbox)
     cycle(relay)
     sandbox.ss.approve(rid, sandbox["bob"].ss_id, "ok", expiration=datetime.now(timezone.utc) + timedelta(hours=1))
     cycle(relay)
-    # Test execution: two hours later SS has expired the access.
     sandbox.ss.expire(rid)
     later = datetime.now(timezone.utc) + timedelta(hours=2)
     relay.poller.clock = relay.delivery.clock = lambda: later
     cycle(relay)
     cycle(relay)
-    ended = [m for m in sandbox.slack.messages(sandbox["rita"].slack_id) if "has ended" in texts([m])]
+    return [m for m in sandbox.slack.messages(sandbox["rita"].slack_id) if "has ended" in texts([m])]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_expiry_of_approved_access_tells_the_requester(sandbox, make_relay, mode):
+    ended = approve_then_expire(sandbox, make_relay(SLACK_APPROVER_MESSAGES=mode))
     assert len(ended) == 1
 
 
 def test_expiry_notice_can_be_switched_off(sandbox, make_relay):
-    relay = make_relay(APPROVALS_NOTIFY_EXPIRY="false")
-    rid = new_request(sandbox)
-    cycle(relay)
-    sandbox.ss.approve(rid, sandbox["bob"].ss_id, "ok", expiration=datetime.now(timezone.utc) + timedelta(hours=1))
-    cycle(relay)
-    sandbox.ss.expire(rid)
-    later = datetime.now(timezone.utc) + timedelta(hours=2)
-    relay.poller.clock = relay.delivery.clock = lambda: later
-    cycle(relay)
-    assert not [m for m in sandbox.slack.messages(sandbox["rita"].slack_id) if "has ended" in texts([m])]
+    assert approve_then_expire(sandbox, make_relay(APPROVALS_NOTIFY_EXPIRY="false")) == []
 
 
 @pytest.mark.parametrize("mode", MODES)
