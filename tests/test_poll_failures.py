@@ -74,6 +74,18 @@ def test_token_expiry_mid_run_relogs_in_without_losing_the_cycle(sandbox, make_r
     assert len(sandbox.slack.calls_to("chat.postEphemeral")) == 2
 
 
+def test_token_expiry_in_the_middle_of_a_cycle(sandbox, make_relay):
+    relay = make_relay()
+    cycle(relay)
+    ask_many(sandbox, 2)
+    logins = len(sandbox.ss.calls_to(r"/oauth2/token$"))
+    # The listing succeeds, then SS stops honouring the token while reviewers are read.
+    sandbox.ss.fail(r"/pending$", status=401, times=1)
+    cycle(relay)
+    assert len(sandbox.ss.calls_to(r"/oauth2/token$")) == logins + 1
+    assert len(sandbox.slack.calls_to("chat.postEphemeral")) == 4
+
+
 def test_downtime_catch_up(sandbox, make_relay, tmp_path):
     # Test setup: the relay ran once, then stopped.
     first = make_relay()
