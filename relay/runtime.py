@@ -23,6 +23,7 @@ from .slack.directory import Directory
 from .ss.client import RelayCredentials, SecretServerClient
 from .store import db as store
 from .store import snapshot
+from .store.local import ThreadLocalDb
 from .web.app import WebApp, json_response
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,10 @@ class Relay:
         REDACTOR.add(cfg.secret_server.password.value, cfg.slack.bot_token.value,
                      cfg.slack.signing_secret.value, cfg.slack.app_token.value, cfg.storage.encryption_key.value)
         self.metrics = metrics or Metrics()
-        self.db = store.open_db(cfg.storage.path)
-        applied = store.migrate(self.db)
+        # One SQLite connection per thread (poll, delivery, web, workers): a transaction on a
+        # shared connection would let one thread's writes slip into another's.
+        self.db = ThreadLocalDb(cfg.storage.path)
+        applied = store.migrate(self.db.get())
         if applied:
             log.info("database migrated", extra={"applied": ",".join(applied)})
         self.ss = build_ss_client(cfg)
@@ -64,6 +67,12 @@ class Relay:
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
         self.web.route("GET", "/readyz", self.readyz)
         self.web.route("GET", "/metrics", self.metrics_page)
+        # ---- interactions (issue 3): sign-in, clicks, Home tab, Socket Mode -----------------
+        # Needs storage.encryption_key (a clear start-up error names it and `ssrelay keygen`).
+        from .slack.app import Interactions
+        self.interactions = Interactions(self)
+        self.interactions.install()
+        # ---- end interactions -----------------------------------------------------------------
         self._scheduler: BackgroundScheduler | None = None
         self._threads: list[threading.Thread] = []
         self._server = None
@@ -83,10 +92,20 @@ class Relay:
         if http:
             from waitress.server import create_server
             self._server = create_server(self.web, host=self.cfg.http.host, port=self.cfg.http.port,
-                                         threads=8, ident="ssrelay")
-            self._spawn("http", self._server.run)
+                                         threads=8, ident="ssrelay", asyncore_loop_timeout=0.2)
+            self._spawn("http", self._serve)
             log.info("http server listening", extra={"port": self.port})
+        self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"
         return self
+
+    def _serve(self) -> None:
+        server = self._server
+        try:
+            server.run()
+        except OSError:
+            # stop() closes the listening socket under waitress's select(): expected then.
+            if not self.stop_event.is_set():
+                raise
 
     @property
     def port(self) -> int:
@@ -98,14 +117,19 @@ class Relay:
         self._threads.append(t)
 
     def stop(self) -> None:
+        """Stop every part; safe to call more than once."""
         self.stop_event.set()
         self.delivery.wake.set()
-        if self._scheduler:
-            self._scheduler.shutdown(wait=True)
-        if self._server:
-            self._server.close()
-        for t in self._threads:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler:
+            scheduler.shutdown(wait=True)
+        server, self._server = self._server, None
+        if server:
+            server.close()
+        threads, self._threads = self._threads, []
+        for t in threads:
             t.join(timeout=10)
+        self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
 
     def _after_poll(self, result: PollResult) -> None:
         if result.added:

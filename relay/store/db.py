@@ -7,6 +7,7 @@ transaction; `pending()` only reads.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from datetime import datetime, timezone
@@ -25,7 +26,29 @@ class SchemaOutOfDate(RuntimeError):
                          f"(pending: {', '.join(pending)})")
 
 
-def open_db(path: str | Path) -> sqlite_utils.Database:
+class Database(sqlite_utils.Database):
+    """sqlite-utils' Database whose outermost `atomic()` starts with BEGIN IMMEDIATE: the
+    write lock is taken up front (waiting up to busy_timeout), so two connections writing at
+    once queue instead of failing with SQLITE_BUSY when a read transaction tries to upgrade."""
+
+    @contextlib.contextmanager
+    def atomic(self):
+        if self.conn.in_transaction:
+            with super().atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+
+def open_db(path: str | Path) -> Database:
     """Open (creating if needed) the database with the pragmas the relay relies on."""
     if str(path) == ":memory:":
         conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -36,7 +59,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA synchronous=NORMAL")
-    return sqlite_utils.Database(conn)
+    return Database(conn)
 
 
 def available() -> list[tuple[str, str]]:

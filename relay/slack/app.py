@@ -1,0 +1,593 @@
+"""Slack interactions: one slack_bolt `App` for clicks, the reason modal and `app_home_opened`,
+served over HTTP (the WebApp router) or Socket Mode, plus the Home tab publisher and the
+sign-in routes.
+
+The 3-second rule: every listener acks at once and hands the work (SS calls, Slack updates)
+to a worker pool; Bolt runs with `process_before_response=True`, so a request's HTTP response
+(or Socket Mode ack) is sent as soon as the listener returned, never after any SS call.
+Bolt's own thread pool is not used: a slow SS cannot starve the acks.
+
+HTTP requests are signature-checked here before Bolt sees them (401 for a bad or missing
+signature, a timestamp more than 5 minutes off, or a non-numeric one), then checked for shape
+(400 for a malformed payload); Bolt checks the signature again (defence in depth). Events API
+retries are dropped by `event_id` (persisted in `seen_events`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
+
+from .. import actions as act
+from ..errors import SlackError, SlackPermanentError
+from ..model import PENDING, AccessRequest
+from ..outbox import Outbox
+from ..sessions import Sessions, SignInState
+from ..store import snapshot
+from ..store.local import ThreadLocalDb
+from ..web.app import json_response
+from ..web.signin import SignInPages
+from . import home as home_mod
+from . import replies
+from .blocks import APPROVE, DENY, escape
+from .directory import Directory
+
+if TYPE_CHECKING:
+    from ..runtime import Relay
+
+log = logging.getLogger(__name__)
+
+SLACK_PATHS = ("/slack/events", "/api/v1/slack/event", "/api/v1/slack/interaction")
+MAX_CLOCK_SKEW = 300                     # seconds, Slack's replay window
+SIGNIN_LINK_REFRESH = timedelta(minutes=5)   # republish a signed-out Home so its link stays usable
+SEEN_EVENTS_KEEP = timedelta(days=2)
+ACTION_IDS = {APPROVE: act.APPROVE, DENY: act.DENY, home_mod.CANCEL_REQUEST: act.CANCEL}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------------- the Bolt app
+def build_app(cfg, handlers: "Interactions") -> App:
+    """The Bolt app and its listeners (built from config, never at import time)."""
+    bot_token = cfg.slack.bot_token.value
+    # the bot token comes from `authorize` (no auth.test on the ack path); the client's base_url
+    # also points Socket Mode's apps.connections.open at the configured API
+    client = WebClient(base_url=cfg.slack.api_url, timeout=10, retry_handlers=[])
+
+    def authorize(enterprise_id, team_id, user_id):
+        # single workspace: no auth.test on the ack path
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id,
+                               bot_token=bot_token)
+
+    app = App(client=client, authorize=authorize, signing_secret=cfg.slack.signing_secret.value or "unused",
+              process_before_response=True, token_verification_enabled=False,
+              request_verification_enabled=cfg.slack.mode == "http",
+              logger=logging.getLogger("relay.slack.bolt"))
+
+    @app.middleware
+    def drop_event_retries(body, next):
+        if isinstance(body, dict) and body.get("type") == "event_callback":
+            event_id = body.get("event_id")
+            if isinstance(event_id, str) and event_id and not handlers.first_delivery(event_id):
+                log.info("event delivered again: ignored", extra={"event_id": event_id})
+                return BoltResponse(status=200, body="")
+        return next()
+
+    def decision(ack, body, action):
+        ack()
+        handlers.on_click(body, action)
+
+    for action_id in ACTION_IDS:
+        app.action(action_id)(decision)
+
+    @app.action(home_mod.SIGNIN)
+    def signin_link(ack):
+        ack()   # a URL button: the browser opens the link, nothing to do here
+
+    @app.action(home_mod.LOGOFF)
+    def logoff(ack, body):
+        ack()
+        handlers.on_logoff(body)
+
+    @app.view(replies.REASON_CALLBACK)
+    def reason_submitted(ack, body, view):
+        error = handlers.reason_error(view)
+        if error:
+            ack(response_action="errors", errors={replies.REASON_BLOCK: error})
+            return
+        ack()
+        handlers.on_reason(body, view)
+
+    @app.event("app_home_opened")
+    def home_opened(body, event):
+        handlers.on_home_opened(body, event)
+
+    return app
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _check_shape(payload: Any) -> None:
+    """Just enough structure for the listeners to trust: 400 otherwise."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise BadRequest("payload is not an object with a type")
+    kind = payload["type"]
+    if kind in ("block_actions", "view_submission", "view_closed", "shortcut", "message_action"):
+        user = payload.get("user")
+        if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+            raise BadRequest("payload without user.id")
+    if kind == "block_actions":
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not actions or not all(
+                isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
+            raise BadRequest("block_actions without actions")
+    if kind in ("view_submission", "view_closed") and not isinstance(payload.get("view"), dict):
+        raise BadRequest("view_submission without view")
+    if kind == "event_callback" and not isinstance(payload.get("event"), dict):
+        raise BadRequest("event_callback without event")
+
+
+# ---------------------------------------------------------------------- the interactions layer
+class Interactions:
+    """Everything a person does in Slack, wired to the relay's parts."""
+
+    def __init__(self, relay: "Relay", *, workers: int = 16):
+        cfg = relay.cfg
+        self.cfg = cfg
+        self.relay = relay
+        if str(cfg.storage.path) == ":memory:":
+            self.db = relay.db
+        else:
+            self.db = ThreadLocalDb(cfg.storage.path)
+        self.sessions = Sessions(self.db, relay.ss, cfg.storage.encryption_key.value)
+        self.actions = act.Actions(self.db, self.sessions,
+                                   default_hours=cfg.approvals.default_duration_hours)
+        self.slack = relay.slack
+        self.directory = Directory(self.db, relay.slack, match_by_email=cfg.users.match_by_email,
+                                   cache_ttl=timedelta(hours=cfg.users.email_cache_hours))
+        self.public_url = cfg.http.public_url.rstrip("/")
+        self.signing_secret = cfg.slack.signing_secret.value
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssrelay-click")
+        self.fast = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssrelay-modal")
+        self.app = build_app(cfg, self)
+        self.signin = SignInPages(self.sessions, relay.ss, self.on_signed_in)
+        self._home_locks: dict[str, threading.Lock] = {}
+        self._home_locks_lock = threading.Lock()
+        self._team_id = ""
+        self._emails: dict[str, str] = {}    # slack user -> e-mail (users.info), for the Home tab
+        self.home_published = 0
+        self.home_skipped = 0
+        self._socket = None
+        self.clock = _now
+
+    # ------------------------------------------------------------------ wiring
+    def install(self) -> None:
+        web = self.relay.web
+        for path in SLACK_PATHS:
+            web.route("POST", path, self.handle_http)
+        web.route("GET", "/signin", self.signin.get)
+        web.route("POST", "/signin", self.signin.post)
+        self.relay.poller.listeners.append(self.after_poll)
+
+    def start(self) -> None:
+        if self.cfg.slack.mode == "socket":
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+            self._socket = SocketModeHandler(self.app, app_token=self.cfg.slack.app_token.value,
+                                             logger=logging.getLogger("relay.slack.socket_mode"))
+            self._socket.connect()
+            log.info("socket mode connected")
+
+    def stop(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.close()
+            except Exception:
+                log.exception("closing socket mode")
+            self._socket = None
+        self.fast.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(self.db, ThreadLocalDb):
+            self.db.close()
+
+    def _submit(self, fn, *args, **kwargs):
+        def run():
+            try:
+                fn(*args, **kwargs)
+            except Exception:
+                log.exception("interaction work failed", extra={"work": getattr(fn, "__name__", "?")})
+        try:
+            return self.pool.submit(run)
+        except RuntimeError:   # shutting down
+            log.warning("interaction dropped: the relay is stopping")
+            return None
+
+    # ------------------------------------------------------------------ HTTP
+    def verify(self, environ: dict, body: bytes) -> bool:
+        ts = (environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "").strip()
+        sig = (environ.get("HTTP_X_SLACK_SIGNATURE") or "").strip()
+        if not ts or not sig or not ts.isascii() or not ts.isdigit() or len(ts) > 12:
+            return False
+        if abs(time.time() - int(ts)) > MAX_CLOCK_SKEW:
+            return False
+        try:
+            return SignatureVerifier(self.signing_secret).is_valid(body, ts, sig)
+        except (ValueError, TypeError):
+            return False
+
+    def handle_http(self, environ: dict):
+        body: bytes = environ.get("ssrelay.body", b"")
+        if not self.verify(environ, body):
+            return json_response(401, {"error": "invalid request"})
+        try:
+            text = body.decode("utf-8")
+            ctype = (environ.get("CONTENT_TYPE") or "").lower()
+            if "application/json" in ctype:
+                payload = json.loads(text)
+            else:
+                form = parse_qs(text, keep_blank_values=True)
+                if "payload" not in form:
+                    if form.get("ssl_check"):
+                        return 200, [("Content-Type", "text/plain")], b""
+                    raise BadRequest("form without payload")
+                payload = json.loads(form["payload"][-1])
+            _check_shape(payload)
+        except (UnicodeDecodeError, ValueError, BadRequest) as exc:
+            log.warning("malformed slack request", extra={"error": str(exc)[:200]})
+            return json_response(400, {"error": "malformed request"})
+        headers: dict[str, list[str]] = {}
+        for k, v in environ.items():
+            if k.startswith("HTTP_"):
+                headers[k[5:].replace("_", "-").lower()] = [v]
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = [environ["CONTENT_TYPE"]]
+        req = BoltRequest(body=text, query=environ.get("QUERY_STRING", ""), headers=headers)
+        resp = self.app.dispatch(req)
+        out_headers = [(k, v) for k, v in resp.first_headers().items() if k.lower() != "content-length"]
+        data = resp.body.encode("utf-8") if isinstance(resp.body, str) else (resp.body or b"")
+        return resp.status, out_headers, data
+
+    def first_delivery(self, event_id: str) -> bool:
+        now = self.clock()
+        with self.db.atomic():
+            first = self.db.execute("INSERT OR IGNORE INTO seen_events (event_id, seen_at) VALUES (?, ?)",
+                                    [event_id[:200], now.isoformat()]).rowcount == 1
+            if first and hash(event_id) % 100 == 0:
+                self.db.execute("DELETE FROM seen_events WHERE seen_at < ?",
+                                [(now - SEEN_EVENTS_KEEP).isoformat()])
+        return first
+
+    # ------------------------------------------------------------------ listeners (ack path)
+    def on_click(self, body: dict, action: dict) -> None:
+        """Approve / Deny / Cancel request: already acked; never block here."""
+        user, team = body["user"]["id"], self._team_of(body)
+        kind = ACTION_IDS[action["action_id"]]
+        try:
+            request_id = int(str(action.get("value", "")).strip())
+        except ValueError:
+            log.warning("click without a request id", extra={"action_id": action.get("action_id")})
+            return
+        source = self._source(body)
+        if self.cfg.approvals.ask_reason and kind in (act.APPROVE, act.DENY):
+            trigger = body.get("trigger_id")
+            if isinstance(trigger, str) and trigger:
+                self.fast.submit(self._open_reason_modal, trigger, kind, request_id, source)
+                return
+        self._submit(self.run_action, user, team, kind, request_id, "", source)
+
+    def on_logoff(self, body: dict) -> None:
+        user, team = body["user"]["id"], self._team_of(body)
+
+        def work():
+            self.sessions.log_off(user)
+            self.publish_home(user, team, force=True)
+        self._submit(work)
+
+    def reason_error(self, view: dict) -> str:
+        meta = self._metadata(view)
+        if meta.get("action") == act.DENY and not self._reason(view).strip():
+            return "Say why the request is denied."
+        return ""
+
+    def on_reason(self, body: dict, view: dict) -> None:
+        meta = self._metadata(view)
+        kind = meta.get("action")
+        try:
+            request_id = int(meta.get("request_id"))
+        except (TypeError, ValueError):
+            return
+        if kind not in (act.APPROVE, act.DENY):
+            return
+        source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+        self._submit(self.run_action, body["user"]["id"], self._team_of(body), kind, request_id,
+                     self._reason(view)[:replies.REASON_LIMIT], source)
+
+    def on_home_opened(self, body: dict, event: dict) -> None:
+        if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
+            return
+        view = event.get("view") if isinstance(event.get("view"), dict) else {}
+        self._submit(self.publish_home, event["user"], body.get("team_id") or "",
+                     event_hash=view.get("hash") or None)
+
+    def on_signed_in(self, state: SignInState, person) -> None:
+        def work():
+            self.publish_home(state.slack_user, state.slack_team, force=True)
+            pending = state.pending_action or {}
+            if pending.get("action") in act.ACTIONS and pending.get("request_id") is not None:
+                self.run_action(state.slack_user, state.slack_team, pending["action"],
+                                int(pending["request_id"]), pending.get("reason") or "",
+                                pending.get("source") or {}, after_signin=True)
+        self._submit(work)
+
+    # ------------------------------------------------------------------ payload helpers
+    @staticmethod
+    def _team_of(body: dict) -> str:
+        team = body.get("team")
+        if isinstance(team, dict) and isinstance(team.get("id"), str):
+            return team["id"]
+        user = body.get("user")
+        if isinstance(user, dict) and isinstance(user.get("team_id"), str):
+            return user["team_id"]
+        return body.get("team_id") or ""
+
+    @staticmethod
+    def _source(body: dict) -> dict:
+        """Where the click happened, to update it in place afterwards."""
+        container = body.get("container") if isinstance(body.get("container"), dict) else {}
+        response_url = body.get("response_url") if isinstance(body.get("response_url"), str) else ""
+        if container.get("type") == "view":
+            return {"kind": "home"}
+        channel = container.get("channel_id") or (body.get("channel") or {}).get("id") or ""
+        ts = container.get("message_ts") or (body.get("message") or {}).get("ts") or ""
+        kind = "ephemeral" if container.get("is_ephemeral") else "message"
+        return {"kind": kind, "response_url": response_url, "channel": channel, "ts": ts}
+
+    @staticmethod
+    def _metadata(view: dict) -> dict:
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    @staticmethod
+    def _reason(view: dict) -> str:
+        try:
+            value = view["state"]["values"][replies.REASON_BLOCK][replies.REASON_INPUT].get("value")
+        except (KeyError, TypeError, AttributeError):
+            return ""
+        return value if isinstance(value, str) else ""
+
+    def _open_reason_modal(self, trigger_id: str, kind: str, request_id: int, source: dict) -> None:
+        found = snapshot.get_request(self.db, request_id)
+        summary = ""
+        if found:
+            req, _ = found
+            summary = f"*{escape(req.secret_name)}*, requested by {escape(req.requester_username)}"
+            if req.comment:
+                summary += f"\n> {escape(req.comment)[:500]}"
+        try:
+            self.slack.call("views.open", trigger_id=trigger_id,
+                            view=replies.reason_modal(kind, request_id, summary, {"source": source}))
+        except SlackError as exc:
+            log.warning("could not open the reason modal", extra={"error": str(exc)})
+
+    # ------------------------------------------------------------------ the work (after the ack)
+    def signin_url(self, state: str) -> str:
+        return f"{self.public_url}/signin?state={quote(state)}"
+
+    def run_action(self, user: str, team: str, kind: str, request_id: int, reason: str, source: dict,
+                   *, after_signin: bool = False) -> act.Outcome:
+        outcome = self.actions.perform(user, team, kind, request_id, reason=reason, remember=source)
+        self.render(outcome, user, team, source, after_signin=after_signin)
+        return outcome
+
+    def render(self, o: act.Outcome, user: str, team: str, source: dict, *, after_signin: bool = False) -> None:
+        kind = source.get("kind")
+        if o.kind == act.SIGN_IN:
+            text, blocks = replies.signin_prompt(self.signin_url(o.signin_state), o.action)
+            if source.get("response_url"):
+                self._respond(source["response_url"], text, blocks, replace=False)
+            else:
+                self._dm(user, text, blocks)
+            return
+        decided = o.kind in (act.DONE, act.STALE) and o.request is not None
+        if kind == "home":
+            self.publish_home(user, team, force=True, notice=replies.outcome_line(o),
+                              override={o.request_id: o.request} if o.request else None)
+        elif decided and o.request.status != PENDING:
+            text, blocks = replies.updated_card(o, secret_url=self.cfg.secret_url(o.request.secret_id),
+                                                default_hours=self.cfg.approvals.default_duration_hours)
+            if kind == "message" and source.get("channel") and source.get("ts"):
+                try:
+                    self.slack.call("chat.update", channel=source["channel"], ts=source["ts"], text=text,
+                                    blocks=blocks)
+                    if o.clicker_ss_id is not None:
+                        Outbox(self.db).close_card(o.request_id, o.clicker_ss_id)
+                except SlackError as exc:
+                    log.warning("could not update the card", extra={"error": str(exc)})
+                    if source.get("response_url"):
+                        self._respond(source["response_url"], text, blocks, replace=True)
+            elif source.get("response_url"):
+                self._respond(source["response_url"], text, blocks, replace=True)
+        else:
+            text, blocks = replies.notice(o)
+            if source.get("response_url"):
+                self._respond(source["response_url"], text, blocks, replace=False)
+            else:
+                self._dm(user, text, blocks)
+        if after_signin:
+            text, blocks = replies.completed_after_signin(o)
+            self._dm(user, text, blocks)
+        if kind != "home" and o.kind == act.DONE:
+            self.publish_home(user, team, override={o.request_id: o.request} if o.request else None,
+                              only_if_published=True)
+
+    def _respond(self, url: str, text: str, blocks: list, *, replace: bool) -> None:
+        body = {"text": text, "blocks": blocks, "response_type": "ephemeral", "replace_original": replace}
+        try:
+            resp = WebhookClient(url, timeout=10).send_dict(body)
+            if resp.status_code != 200:
+                log.warning("response_url refused the update", extra={"status": resp.status_code,
+                                                                       "error": (resp.body or "")[:100]})
+        except Exception as exc:   # network errors of the webhook client
+            log.warning("response_url not reachable", extra={"error": type(exc).__name__})
+
+    def _dm(self, user: str, text: str, blocks: list) -> None:
+        try:
+            self.slack.call("chat.postMessage", channel=user, text=text, blocks=blocks)
+        except SlackError as exc:
+            log.warning("could not message the user", extra={"error": str(exc)})
+
+    # ------------------------------------------------------------------ Home tab
+    def _team(self, team: str) -> str:
+        if team:
+            return team
+        if not self._team_id:
+            try:
+                self._team_id = self.slack.call("auth.test").get("team_id") or ""
+            except SlackError:
+                pass
+        return self._team_id
+
+    def ss_user_for(self, slack_user: str) -> int | None:
+        """The SS user behind a Slack user: the sign-in link, else the e-mail match."""
+        linked = self.sessions.ss_user_id(slack_user)
+        if linked is not None:
+            return linked
+        row = self.db.execute(
+            "SELECT p.id FROM people p JOIN slack_directory d ON lower(p.email) = d.email "
+            "WHERE d.slack_user = ? ORDER BY p.fetched_at DESC LIMIT 1", [slack_user]).fetchone()
+        if row:
+            return row[0]
+        if not self.cfg.users.match_by_email:
+            return None
+        email = self._emails.get(slack_user)
+        if email is None:   # users.info once per person and process (never on the ack path)
+            try:
+                user = self.slack.call("users.info", user=slack_user).get("user") or {}
+                email = "" if user.get("deleted") or user.get("is_bot") else \
+                    ((user.get("profile") or {}).get("email") or "").strip().lower()
+            except SlackError:
+                return None
+            self._emails[slack_user] = email
+        if not email:
+            return None
+        row = self.db.execute("SELECT id FROM people WHERE lower(email) = ? ORDER BY fetched_at DESC LIMIT 1",
+                              [email]).fetchone()
+        return row[0] if row else None
+
+    def home_data(self, slack_user: str, *, override: dict[int, AccessRequest] | None = None,
+                  notice: str = "") -> home_mod.HomeData:
+        ss_id = self.ss_user_for(slack_user)
+        signed_in = self.sessions.has_session(slack_user)
+        row = self.db.execute("SELECT ss_username FROM slack_links WHERE slack_user = ?", [slack_user]).fetchone()
+        username = row[0] if row else ""
+        mine: list[home_mod.HomeItem] = []
+        review: list[home_mod.HomeItem] = []
+        if ss_id is not None:
+            gone = {rid for rid, r in (override or {}).items() if r is not None and r.status != PENDING}
+            mine_ids = [r[0] for r in self.db.execute(
+                "SELECT id FROM access_requests WHERE requester_id = ? AND status = ? AND gone = 0 ORDER BY id",
+                [ss_id, PENDING]).fetchall()]
+            review_ids = [r[0] for r in self.db.execute(
+                "SELECT id FROM access_requests WHERE status = ? AND gone = 0 AND requester_id != ? "
+                "AND EXISTS (SELECT 1 FROM json_each(access_requests.reviewers) WHERE value = ?) ORDER BY id",
+                [PENDING, ss_id, ss_id]).fetchall()]
+            for ids, into in ((mine_ids, mine), (review_ids, review)):
+                for rid in ids:
+                    if rid in gone:
+                        continue
+                    found = snapshot.get_request(self.db, rid)
+                    if found is None:
+                        continue
+                    req, ctx = found
+                    person = snapshot.get_person(self.db, req.requester_id)
+                    into.append(home_mod.HomeItem(req, {"folder_name": ctx.get("folder_name", ""),
+                                                        "requester_name": person.name if person else
+                                                        req.requester_username}))
+        return home_mod.HomeData(signed_in=signed_in, ss_username=username, my_pending=tuple(mine),
+                                 to_review=tuple(review), notice=notice)
+
+    def _render_home(self, data: home_mod.HomeData, signin_url: str) -> dict:
+        return home_mod.home_view(data, signin_url=signin_url, secret_url=self.cfg.secret_url,
+                                  default_hours=self.cfg.approvals.default_duration_hours,
+                                  more_url=self.cfg.secret_server.base_url)
+
+    def _home_lock(self, user: str) -> threading.Lock:
+        with self._home_locks_lock:
+            return self._home_locks.setdefault(user, threading.Lock())
+
+    def publish_home(self, slack_user: str, team: str = "", *, event_hash: str | None = None,
+                     force: bool = False, override: dict | None = None, notice: str = "",
+                     only_if_published: bool = False) -> bool:
+        """Publish the Home tab unless it would be identical to the last one published.
+        Returns True when views.publish was called."""
+        with self._home_lock(slack_user):
+            last = self.db.execute("SELECT view_hash, signed_in, published_at, slack_team FROM home_views "
+                                   "WHERE slack_user = ?", [slack_user]).fetchone()
+            if only_if_published and last is None:
+                return False
+            team = team or (last[3] if last else "")
+            data = self.home_data(slack_user, override=override, notice=notice)
+            digest = home_mod.view_hash(self._render_home(data, home_mod.SIGNIN_PLACEHOLDER))
+            now = self.clock()
+            if not force and last is not None and last[0] == digest and (
+                    data.signed_in or now - datetime.fromisoformat(last[2]) < SIGNIN_LINK_REFRESH):
+                self.home_skipped += 1
+                return False
+            view = self._view_with_link(data, team, slack_user)
+            params: dict[str, Any] = {"user_id": slack_user, "view": view}
+            if event_hash:
+                params["hash"] = event_hash
+            try:
+                self.slack.call("views.publish", **params)
+            except SlackPermanentError as exc:
+                if exc.error != "hash_conflict":
+                    raise
+                log.info("home tab changed meanwhile: re-rendering", extra={"slack_user": slack_user})
+                data = self.home_data(slack_user, override=override, notice=notice)
+                digest = home_mod.view_hash(self._render_home(data, home_mod.SIGNIN_PLACEHOLDER))
+                self.slack.call("views.publish", user_id=slack_user, view=self._view_with_link(data, team, slack_user))
+            with self.db.atomic():
+                self.db.execute(
+                    "INSERT INTO home_views (slack_user, slack_team, view_hash, signed_in, published_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(slack_user) DO UPDATE SET slack_team=excluded.slack_team, "
+                    "view_hash=excluded.view_hash, signed_in=excluded.signed_in, published_at=excluded.published_at",
+                    [slack_user, team or "", digest, int(data.signed_in), now.isoformat()])
+            self.home_published += 1
+            return True
+
+    def _view_with_link(self, data: home_mod.HomeData, team: str, slack_user: str) -> dict:
+        if data.signed_in:
+            return self._render_home(data, home_mod.SIGNIN_PLACEHOLDER)
+        state = self.sessions.new_state(self._team(team), slack_user)
+        return self._render_home(data, self.signin_url(state))
+
+    def after_poll(self, result) -> None:
+        """Poll listener: republish the Home tabs of people the change concerns (only those who
+        have a Home tab published; identical views are skipped)."""
+        changed = set(getattr(result, "changed", ()) or ())
+        if result.ok and changed:
+            self._submit(self._republish_concerned, changed)
+
+    def _republish_concerned(self, changed: set[int]) -> None:
+        users = [r[0] for r in self.db.execute("SELECT slack_user FROM home_views").fetchall()]
+        for u in users:
+            if self.ss_user_for(u) in changed:
+                self._submit(self.publish_home, u)

@@ -1,0 +1,55 @@
+"""Socket Mode: the same listeners over a loopback WebSocket that speaks Slack's envelopes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from relay.sandbox.socket_mode import SocketModeStandIn
+from slack_payloads import click_home, home_opened, sign_in, start_relay
+
+
+@pytest.fixture
+def socket_mode(sandbox):
+    sm = SocketModeStandIn().start()
+    sandbox.slack.attach_socket_mode(sm)
+    try:
+        yield sm
+    finally:
+        sm.stop()
+
+
+def test_approve_over_socket_mode_with_a_reconnect(sandbox, make_relay, socket_mode):
+    sb, sm = sandbox, socket_mode
+    first = sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, comment="one")
+    second = sb.ss.create_request(sb.secrets["wiki-admin"], sb["rita"].ss_id, comment="two")
+    relay = start_relay(make_relay, sb, SLACK_MODE="socket")
+    sm.wait_for_connection()
+    sign_in(relay, sb, "alice")          # the sign-in page is still served over HTTP
+    # Alice approves from her Home tab: the envelope is acked at once, the work follows.
+    t0 = time.monotonic()
+    env = sm.send_interactive(click_home(sb, "alice", "approve", first))
+    ack = sm.wait_for_ack(env)
+    assert time.monotonic() - t0 < 3.0
+    assert ack["envelope_id"] == env
+    put = sb.ss.wait_for(lambda c: c.method == "PUT" and c.status == 200)
+    assert put.user == "alice" and put.body["status"] == "Approved"
+    sb.slack.wait_for("views.publish", lambda c: "You approved access to prod-db" in str(c.args))
+    # Slack asks the client to reconnect; it does, and the next click works.
+    assert sm.disconnect("refresh_requested") == 1
+    sm.wait_for_connection(timeout=10, total=2)
+    env = sm.send_interactive(click_home(sb, "alice", "deny", second))
+    sm.wait_for_ack(env)
+    sb.ss.wait_for(lambda c: c.method == "PUT" and c.body.get("status") == "Denied" and c.status == 200)
+    assert sb.ss.get_request(second)["status"] == "Denied"
+    # Events arrive as events_api envelopes; a retry (same event_id) is handled once.
+    sb.slack.reset()
+    event = home_opened(sb, "bob", event_id="Ev0SOCKET1")
+    sm.wait_for_ack(sm.send_events_api(event))
+    sm.wait_for_ack(sm.send_events_api(event, retry_attempt=1, retry_reason="timeout"))
+    sb.slack.wait_for("views.publish", lambda c: c.args["user_id"] == sb["bob"].slack_id)
+    relay.interactions.pool.submit(lambda: None).result(timeout=5)
+    assert len([c for c in sb.slack.calls_to("views.publish") if c.args["user_id"] == sb["bob"].slack_id]) == 1
+    alice_home = sb.slack.home_view(sb["alice"].slack_id)
+    assert "You denied access to wiki-admin" in str(alice_home) and "Log off" in str(alice_home)
