@@ -1,14 +1,25 @@
 """`ssrelay check`: each check returns one line, and on failure what to do about it.
-Every sentence a new operator reads lives here."""
+Every sentence a new operator reads lives here.
+
+The checks, in order: config; Secret Server TLS; Secret Server reachable; relay account
+login; relay account can list access requests; Slack bot token (`auth.test`); the scopes
+that token really has (`x-oauth-scopes` of `auth.test`) against those the relay needs;
+Socket Mode connection (socket mode only); encryption key; database.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
 from .config import Config
 from .errors import (AccessDenied, AuthenticationFailed, ConfigError, SecretServerBadResponse,
-                     SecretServerError, SecretServerUnavailable, SlackError)
+                     SecretServerError, SecretServerUnavailable, SlackError, SlackPermanentError,
+                     SlackUnavailable)
+from .manifest import APP_TOKEN_SCOPE, BOT_SCOPES
 
 
 @dataclass
@@ -26,42 +37,102 @@ class Check:
         return text
 
 
+# ---------------------------------------------------------------------- what the operator reads
+FIX_CONFIG = "fix that key in the config file or its SSRELAY_* variable"
+FIX_TLS = ("give the CA bundle that signed Secret Server's certificate as secret_server.verify_tls = "
+           "\"/path/ca.pem\" (or fix the certificate: it must name the host in secret_server.base_url)")
+FIX_REACH = "check secret_server.base_url and that this host can reach it (TLS: secret_server.verify_tls)"
+FIX_LOGIN = "check secret_server.username / password / domain; the account must be allowed to use the API"
+FIX_LIST = ("give the account a role that may view access requests and add it to the approver "
+            "groups it should watch")
+FIX_BOT_TOKEN = "copy the Bot User OAuth Token (xoxb-...) into SSRELAY_SLACK_BOT_TOKEN"
+FIX_SCOPES = ("paste the output of `ssrelay manifest` into the app's manifest (api.slack.com/apps -> "
+              "your app -> App Manifest), reinstall the app, and copy the new bot token")
+FIX_SOCKET = (f"create an App-Level Token with {APP_TOKEN_SCOPE} (Basic Information -> App-Level Tokens), "
+              "put it in SSRELAY_SLACK_APP_TOKEN, and turn Socket Mode on (`ssrelay manifest --mode socket`)")
+FIX_KEY = ("run `ssrelay keygen` and put the key in SSRELAY_STORAGE_ENCRYPTION_KEY (keep the same key "
+           "across restarts: people's Secret Server sessions are encrypted with it)")
+FIX_DB = "run `ssrelay migrate`, and make storage.path writable"
+
+
 def config_failed(exc: ConfigError) -> Check:
-    return Check("config", False, str(exc), "fix that key in the config file or its SSRELAY_* variable")
+    return Check("config", False, str(exc), FIX_CONFIG)
 
 
 def run_checks(cfg: Config) -> list[Check]:
     from .runtime import build_ss_client
-    from .slack.api import SlackApi, make_client
-    from .store import db as store
+    from .slack.api import make_client
 
     out = [Check("config", True, f"loaded from {cfg.source}" if cfg.source else "loaded from the environment")]
     ss = build_ss_client(cfg, retry_seconds=3.0)   # an operator is waiting: fail fast
-    reach = _guard("secret server reachable", lambda: _health(ss, cfg.secret_server.base_url),
-                   "check secret_server.base_url and that this host can reach it (TLS: secret_server.verify_tls)")
+    tls = tls_check(cfg)
+    out.append(tls)
+    if not tls.ok:
+        reach = Check("secret server reachable", False, "skipped: the TLS connection was not trusted", FIX_TLS)
+    else:
+        reach = _guard("secret server reachable", lambda: _health(ss, cfg.secret_server.base_url), FIX_REACH)
     out.append(reach)
-    login = Check("relay account login", False, "skipped: Secret Server is not reachable") if not reach.ok else _guard("relay account login", lambda: f"signed in as {ss.current_user().username}",
-                   "check secret_server.username / password / domain; the account must be allowed to use the API")
+    if reach.ok:
+        login = _guard("relay account login", lambda: f"signed in as {ss.current_user().username}", FIX_LOGIN)
+    else:
+        login = Check("relay account login", False, "skipped: Secret Server is not reachable")
     out.append(login)
     if login.ok:
         out.append(_guard("relay account can list access requests",
-                          lambda: f"sees {len(ss.list_pending())} pending request(s)",
-                          "give the account a role that may view access requests and add it to the approver "
-                          "groups it should watch"))
-    slack = SlackApi(make_client(cfg.slack.api_url, cfg.slack.bot_token.value))
-    out.append(_guard("slack bot token", lambda: _auth_test(slack),
-                      "copy the Bot User OAuth Token (xoxb-...) into SSRELAY_SLACK_BOT_TOKEN"))
-    def database() -> str:
-        db = store.open_db(cfg.storage.path)
-        todo = store.pending(db)
-        if todo:
-            raise RuntimeError(f"migrations pending: {', '.join(todo)}")
-        with db.atomic():
-            db.execute("CREATE TABLE IF NOT EXISTS _check_probe (x)")
-            db.execute("DROP TABLE _check_probe")
-        return f"{cfg.storage.path} is writable and migrated"
-    out.append(_guard("database", database, "run `ssrelay migrate`, and make storage.path writable"))
+                          lambda: f"sees {len(ss.list_pending())} pending request(s)", FIX_LIST))
+    ss.close()
+    client = make_client(cfg.slack.api_url, cfg.slack.bot_token.value)
+    granted: list[set[str]] = []
+
+    def auth_test() -> str:
+        data, scopes = _auth_test(client)
+        granted.append(scopes)
+        return f"bot {data.get('user', '?')} in workspace {data.get('team', '?')}"
+    bot = _guard("slack bot token", auth_test, FIX_BOT_TOKEN)
+    out.append(bot)
+    if bot.ok:
+        out.append(scopes_check(granted[0]))
+    if cfg.slack.mode == "socket":
+        out.append(_guard("slack socket mode", lambda: _socket_mode(cfg), FIX_SOCKET))
+    out.append(encryption_key_check(cfg))
+    out.append(_guard("database", lambda: _database(cfg.storage.path), FIX_DB))
     return out
+
+
+# ---------------------------------------------------------------------- Secret Server
+def tls_check(cfg: Config) -> Check:
+    """Connect to Secret Server the way the relay will, and say plainly when the certificate
+    is not trusted (the relay's own client would only report a connection error)."""
+    import requests
+    base = cfg.secret_server.base_url
+    name = "secret server TLS"
+    if urlparse(base).scheme != "https":
+        return Check(name, True, f"not used ({base} is plain HTTP; use https:// beyond a lab)")
+    verify = cfg.secret_server.verify_tls
+    if verify is False:
+        return Check(name, True, "certificate NOT verified (secret_server.verify_tls = false)")
+    try:
+        requests.get(base + "/api/v1/healthcheck", verify=verify, timeout=float(cfg.secret_server.timeout_seconds),
+                     allow_redirects=False).close()
+    except requests.exceptions.SSLError as exc:
+        return Check(name, False, f"certificate verification failed for {urlparse(base).netloc} "
+                                  f"({_ssl_reason(exc)})", FIX_TLS)
+    except requests.RequestException:
+        # not a TLS problem: the reachability check says what it is
+        return Check(name, True, "not checked: no connection (see the next line)")
+    how = "the system CA store" if verify is True else f"the CA bundle {verify}"
+    return Check(name, True, f"certificate valid (verified with {how})")
+
+
+def _ssl_reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "hostname mismatch",
+                   "doesn't match", "WRONG_VERSION_NUMBER"):
+        i = text.find(marker)
+        if i >= 0:
+            end = text.find(")", i)
+            return text[i:end if end > 0 else i + 120].strip(" ('\"")
+    return type(exc).__name__
 
 
 def _health(ss, base_url: str) -> str:
@@ -70,9 +141,88 @@ def _health(ss, base_url: str) -> str:
     return f"{base_url} answers its health check"
 
 
-def _auth_test(slack) -> str:
-    data = slack.call("auth.test")
-    return f"bot {data.get('user', '?')} in workspace {data.get('team', '?')}"
+# ---------------------------------------------------------------------- Slack
+def _auth_test(client) -> tuple[dict, set[str]]:
+    """auth.test with the bot token: (response data, scopes from the x-oauth-scopes header)."""
+    from slack_sdk.errors import SlackApiError, SlackClientError
+    try:
+        resp = client.api_call("auth.test")
+    except SlackApiError as exc:
+        error = exc.response.get("error", "") if isinstance(exc.response.data, dict) else ""
+        raise SlackUnavailable("auth.test", error or f"HTTP {exc.response.status_code}") from None
+    except (SlackClientError, OSError) as exc:
+        raise SlackUnavailable("auth.test", f"not reachable ({type(exc).__name__})") from None
+    header = ""
+    for k, v in (resp.headers or {}).items():
+        if k.lower() == "x-oauth-scopes":
+            header = v[0] if isinstance(v, list) else v
+    scopes = {s.strip() for s in str(header).split(",") if s.strip()}
+    return dict(resp.data) if isinstance(resp.data, dict) else {}, scopes
+
+
+def scopes_check(granted: set[str]) -> Check:
+    needed = set(BOT_SCOPES)
+    missing = sorted(needed - granted)
+    extra = sorted(granted - needed)
+    if missing:
+        return Check("slack scopes", False, f"the bot token lacks {', '.join(missing)}", FIX_SCOPES)
+    detail = f"has {', '.join(sorted(needed))}"
+    if extra:
+        detail += f" (and more than needed: {', '.join(extra)})"
+    return Check("slack scopes", True, detail)
+
+
+def _socket_mode(cfg: Config) -> str:
+    """apps.connections.open with the app-level token, then open the WebSocket and wait for
+    Slack's hello: exactly what `ssrelay run` does in socket mode."""
+    import websocket
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError, SlackClientError
+    try:
+        url = WebClient(base_url=cfg.slack.api_url, timeout=10, retry_handlers=[]) \
+            .apps_connections_open(app_token=cfg.slack.app_token.value)["url"]
+    except SlackApiError as exc:
+        error = exc.response.get("error", "") if isinstance(exc.response.data, dict) else ""
+        raise SlackPermanentError("apps.connections.open", error or f"HTTP {exc.response.status_code}") from None
+    except (SlackClientError, OSError) as exc:
+        raise SlackUnavailable("apps.connections.open", f"not reachable ({type(exc).__name__})") from None
+    try:
+        ws = websocket.create_connection(url, timeout=10)
+    except (OSError, websocket.WebSocketException) as exc:
+        raise RuntimeError(f"apps.connections.open answered, but its WebSocket did not open ({type(exc).__name__})")
+    try:
+        first = json.loads(ws.recv() or "{}")
+    except (OSError, ValueError, websocket.WebSocketException) as exc:
+        raise RuntimeError(f"the Socket Mode WebSocket opened but sent no hello ({type(exc).__name__})")
+    finally:
+        ws.close()
+    if first.get("type") != "hello":
+        raise RuntimeError(f"the Socket Mode WebSocket sent {first.get('type')!r} instead of hello")
+    return "connected, Slack said hello"
+
+
+# ---------------------------------------------------------------------- local
+def encryption_key_check(cfg: Config) -> Check:
+    if not cfg.storage.encryption_key:
+        return Check("encryption key", False, "storage.encryption_key is not set", FIX_KEY)
+    return Check("encryption key", True, "set (people's Secret Server sessions are stored encrypted)")
+
+
+def _database(path: str) -> str:
+    from .store import db as store
+    if str(path) != ":memory:" and not Path(path).is_file():
+        raise RuntimeError(f"no database at {path}")
+    db = store.open_db(path)
+    try:
+        todo = store.pending(db)
+        if todo:
+            raise RuntimeError(f"{path} is not migrated: pending {', '.join(todo)}")
+        with db.atomic():
+            db.execute("CREATE TABLE IF NOT EXISTS _check_probe (x)")
+            db.execute("DROP TABLE _check_probe")
+    finally:
+        db.conn.close()
+    return f"{path} is writable and migrated"
 
 
 def _guard(name: str, fn: Callable[[], str], fix: str) -> Check:
@@ -92,4 +242,5 @@ def _guard(name: str, fn: Callable[[], str], fix: str) -> Check:
     except SlackError as exc:
         return Check(name, False, f"Slack said {exc.error}", fix)
     except Exception as exc:   # a check must report, never crash
-        return Check(name, False, f"{type(exc).__name__}: {exc}", fix)
+        msg = str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}"
+        return Check(name, False, msg, fix)

@@ -24,8 +24,11 @@ def cmd_run(args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"ssrelay running: polling {cfg.secret_server.base_url} every {cfg.poll.interval_seconds:g}s, "
-          f"http on {cfg.http.host}:{relay.port}", file=sys.stderr)
+    import logging
+    logging.getLogger("relay.cli").info(
+        f"ssrelay running: polling {cfg.secret_server.base_url} every {cfg.poll.interval_seconds:g}s, "
+        f"http on {cfg.http.host}:{relay.port}",
+        extra={"http_host": cfg.http.host, "http_port": relay.port, "mode": cfg.slack.mode})
     stop.wait()
     relay.stop()
     return 0
@@ -116,6 +119,27 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_manifest(args) -> int:
+    """Works before any secret is configured: reads only slack.mode and http.public_url."""
+    from . import manifest
+    values = config_mod.read_keys([("slack", "mode"), ("http", "public_url")], args.config)
+    mode = args.mode or values[("slack", "mode")]
+    public_url = args.public_url or values[("http", "public_url")]
+    if mode == "http" and not public_url.startswith("https://"):
+        print(f"ssrelay manifest: http.public_url is {public_url}: Slack must reach it over HTTPS from the "
+              "internet (set http.public_url, or use --mode socket)", file=sys.stderr)
+    sys.stdout.write(manifest.render(mode, public_url))
+    return 0
+
+
+def cmd_backup(args) -> int:
+    from .store import db as store
+    path = _storage_path(args)
+    copied = store.backup(path, args.path)
+    print(f"backed up {path} to {args.path} ({copied} pages)")
+    return 0
+
+
 def cmd_keygen(args) -> int:
     from cryptography.fernet import Fernet
     print(Fernet.generate_key().decode())
@@ -123,6 +147,9 @@ def cmd_keygen(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.preview:
+        from .sandbox.preview import run_preview
+        return run_preview(args)
     from .demo import run_demo
     return run_demo(args)
 
@@ -139,9 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="pending requests, outbox, dead letters, unmapped people, last poll")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(fn=cmd_status)
+    m = sub.add_parser("manifest", help="print the Slack app manifest (YAML) for the configured mode")
+    m.add_argument("--mode", choices=("http", "socket"), help="override slack.mode")
+    m.add_argument("--public-url", help="override http.public_url")
+    m.set_defaults(fn=cmd_manifest)
+    b = sub.add_parser("backup", help="copy the database to PATH while the relay runs (SQLite online backup)")
+    b.add_argument("path", metavar="PATH", help="the copy to write (must not exist)")
+    b.set_defaults(fn=cmd_backup)
     sub.add_parser("keygen", help="print a new encryption key for storage.encryption_key").set_defaults(fn=cmd_keygen)
     d = sub.add_parser("demo", help="run the relay against loopback stand-ins and print what Slack receives")
     d.add_argument("--seconds", type=float, default=60.0, help="give up after this long")
+    d.add_argument("--preview", action="store_true",
+                   help="serve a local web page showing each sandbox person's Slack, with working buttons")
+    d.add_argument("--port", type=int, default=8765, help="port of the preview page (with --preview)")
     d.set_defaults(fn=cmd_demo)
     return p
 
@@ -155,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ssrelay: {exc}", file=sys.stderr)
         return 2
+    except (FileExistsError, FileNotFoundError) as exc:   # backup: an operator's path mistake
+        print(f"ssrelay: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -213,6 +213,38 @@ def default_path(explicit: str | None = None, environ: dict[str, str] | None = N
     return explicit or env.get("SSRELAY_CONFIG") or "ssrelay.toml"
 
 
+def read_keys(keys: list[tuple[str, str]], path: str | None = None,
+              environ: dict[str, str] | None = None) -> dict[tuple[str, str], Any]:
+    """Validated values of just these (non-secret) keys, with their defaults: for commands an
+    operator runs before the rest is configured (`ssrelay manifest`, `migrate`, `status`).
+    The file is optional; a bad value of one of these keys still raises ConfigError."""
+    env = dict(os.environ if environ is None else environ)
+    file = default_path(path, env)
+    raw: dict[str, Any] = {}
+    if Path(file).is_file():
+        try:
+            raw = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(file, f"valid TOML ({exc})") from None
+    elif path:
+        raise ConfigError(file, "a readable TOML file (--config, $SSRELAY_CONFIG or ./ssrelay.toml)")
+    out: dict[tuple[str, str], Any] = {}
+    for s, k in keys:
+        if (s, k) in SECRET_KEYS:
+            raise ValueError(f"read_keys is for plain settings, not {s}.{k}")
+        default, check = SCHEMA[(s, k)]
+        envname = f"SSRELAY_{s}_{k}".upper()
+        section = raw.get(s, {}) if isinstance(raw.get(s, {}), dict) else {}
+        value = env[envname] if envname in env else section.get(k, default)
+        if value is None:
+            raise ConfigError(f"{s}.{k}", f"is required (or {envname})")
+        try:
+            out[(s, k)] = check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{s}.{k}", f"expected {exc}", value) from None
+    return out
+
+
 def load(path: str | None = None, environ: dict[str, str] | None = None, *,
          require_file: bool = False, use_file: bool = True) -> Config:
     """Load and validate. Raises ConfigError naming the first bad key.

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from datetime import datetime, timezone
 
 _TOKEN_SHAPES = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+)")
@@ -79,6 +80,29 @@ def setup(fmt: str = "json", level: str = "INFO", stream=None) -> None:
     handler._ssrelay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    _route_uncaught_exceptions()
     for noisy in ("slack_sdk", "slack_bolt", "urllib3", "apscheduler", "waitress"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger(noisy).level))
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _route_uncaught_exceptions() -> None:
+    """An exception nobody caught (in any thread) becomes one redacted log record, not a raw
+    traceback on stderr: every line stays JSON and passes the redactor."""
+    crash = logging.getLogger("relay.crash")
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread else "?"
+        crash.error("uncaught exception in a thread", extra={"thread": name},
+                    exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    def main_hook(exc_type, exc_value, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc_value, tb)
+            return
+        crash.critical("uncaught exception", exc_info=(exc_type, exc_value, tb))
+
+    threading.excepthook = thread_hook
+    sys.excepthook = main_hook

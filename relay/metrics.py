@@ -16,10 +16,12 @@ class Metrics:
         self.deliveries = Counter("ssrelay_deliveries_total", "Slack deliveries", ["method", "result"], registry=r)
         self.slack_rate_limited = Counter("ssrelay_slack_rate_limited_total", "Slack 429 answers", ["method"], registry=r)
         self.ss_errors = Counter("ssrelay_secret_server_errors_total", "Secret Server errors", ["kind"], registry=r)
-        self.ack_latency = Histogram("ssrelay_interaction_ack_seconds", "Time to ack Slack interactions",
+        self.ack_latency = Histogram("ssrelay_interaction_ack_seconds",
+                                     "Time from receiving a Slack request over HTTP to its answer (the ack)",
                                      buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5), registry=r)
         self.linked_users = Gauge("ssrelay_linked_users", "Slack users signed in to Secret Server", registry=r)
-        self.unmapped_people = Gauge("ssrelay_unmapped_people", "SS users the relay cannot reach in Slack", registry=r)
+        self.unmapped_reviewers = Gauge("ssrelay_unmapped_reviewers",
+                                        "SS reviewers (and requesters) the relay cannot reach in Slack", registry=r)
         self.last_poll = Gauge("ssrelay_last_successful_poll_timestamp_seconds", "Unix time of the last good poll", registry=r)
 
     def render(self) -> bytes:

@@ -72,6 +72,7 @@ class Relay:
         from .slack.app import Interactions
         self.interactions = Interactions(self)
         self.interactions.install()
+        self._time_slack_acks()
         # ---- end interactions -----------------------------------------------------------------
         self._scheduler: BackgroundScheduler | None = None
         self._threads: list[threading.Thread] = []
@@ -93,19 +94,18 @@ class Relay:
             from waitress.server import create_server
             self._server = create_server(self.web, host=self.cfg.http.host, port=self.cfg.http.port,
                                          threads=8, ident="ssrelay", asyncore_loop_timeout=0.2)
-            self._spawn("http", self._serve)
+            self._spawn("http", self._serve_http)
             log.info("http server listening", extra={"port": self.port})
         self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"
         return self
 
-    def _serve(self) -> None:
+    def _serve_http(self) -> None:
+        """waitress's own `run()`, one tick at a time, so `stop()` can end it before closing
+        the sockets (closing them under a running select() raises EBADF in this thread)."""
         server = self._server
-        try:
-            server.run()
-        except OSError:
-            # stop() closes the listening socket under waitress's select(): expected then.
-            if not self.stop_event.is_set():
-                raise
+        while server is not None and not self.stop_event.is_set():
+            server.asyncore.loop(timeout=server.adj.asyncore_loop_timeout, map=server._map,
+                                 use_poll=server.adj.asyncore_use_poll, count=1)
 
     @property
     def port(self) -> int:
@@ -123,12 +123,12 @@ class Relay:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler:
             scheduler.shutdown(wait=True)
+        threads, self._threads = self._threads, []
+        for t in threads:       # the HTTP loop ends at its next tick (stop_event)
+            t.join(timeout=10)
         server, self._server = self._server, None
         if server:
-            server.close()
-        threads, self._threads = self._threads, []
-        for t in threads:
-            t.join(timeout=10)
+            server.close()      # after its loop stopped: no select() on a closed socket
         self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
 
     def _after_poll(self, result: PollResult) -> None:
@@ -139,6 +139,18 @@ class Relay:
             self.metrics.outbox_depth.labels(state).set(backlog.get(state, 0))
 
     # --- HTTP handlers ---------------------------------------------------------------------
+    def _time_slack_acks(self) -> None:
+        """Observe the ack latency of every Slack HTTP request (the 3-second budget)."""
+        for (method, path), handler in list(self.web.routes.items()):
+            if method == "POST" and path.startswith(("/slack/", "/api/v1/slack/")):
+                def timed(environ, handler=handler):
+                    started = time.perf_counter()
+                    try:
+                        return handler(environ)
+                    finally:
+                        self.metrics.ack_latency.observe(time.perf_counter() - started)
+                self.web.route(method, path, timed)
+
     def readiness(self) -> tuple[bool, list[str]]:
         problems = []
         last = snapshot.get_state(self.db, "last_successful_poll")
@@ -180,5 +192,5 @@ class Relay:
         for state in ("pending", "sending", "sent", "dead", "superseded"):
             self.metrics.outbox_depth.labels(state).set(backlog.get(state, 0))
         self.metrics.linked_users.set(self.db.execute("SELECT COUNT(*) FROM slack_links").fetchone()[0])
-        self.metrics.unmapped_people.set(self.db.execute("SELECT COUNT(*) FROM unmapped_people").fetchone()[0])
+        self.metrics.unmapped_reviewers.set(self.db.execute("SELECT COUNT(*) FROM unmapped_people").fetchone()[0])
         return 200, [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], self.metrics.render()

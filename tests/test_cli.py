@@ -104,3 +104,46 @@ def test_ci_runs_the_readme_test_command():
     block = re.search(r"\*\*Run the tests\*\*.*?```bash\n(.+?)\n```", readme, re.S).group(1)
     test_command = block.split("&& ", 3)[-1]        # after creating and activating the venv
     assert test_command in ci
+
+
+def test_backup_copies_a_live_database_that_opens_with_its_rows(tmp_path):
+    from relay.store import db as store
+    live = store.open_db(str(tmp_path / "live.db"))
+    store.migrate(live)
+    with live.atomic():
+        live.execute("INSERT INTO relay_state (key, value) VALUES ('last_successful_poll', '2024-05-01T10:00:00+00:00')")
+        live.execute("INSERT INTO slack_links (slack_user, ss_user_id, ss_username, linked_at) "
+                     "VALUES ('UBOB', 7, 'bob', '2024-05-01T10:00:00+00:00')")
+    # the relay keeps its connection open (WAL) while the operator backs up
+    env = {"SSRELAY_STORAGE_PATH": str(tmp_path / "live.db")}
+    run = ssrelay("backup", str(tmp_path / "snap" / "copy.db"), env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"backed up {tmp_path / 'live.db'} to {tmp_path / 'snap' / 'copy.db'}")
+    copy = store.open_db(str(tmp_path / "snap" / "copy.db"))
+    assert store.pending(copy) == []
+    assert copy.execute("SELECT ss_username FROM slack_links").fetchall() == [("bob",)]
+    assert copy.execute("SELECT value FROM relay_state WHERE key = 'last_successful_poll'").fetchone() \
+        == ("2024-05-01T10:00:00+00:00",)
+    again = ssrelay("backup", str(tmp_path / "snap" / "copy.db"), env=env, cwd=tmp_path)
+    assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_readme_config_table_matches_the_code_and_the_example_file():
+    """Every key in the README's configuration table, with its variable and default, is the
+    code's (`config.SCHEMA`), and each is in config.example.toml."""
+    from relay.config import SCHEMA, SECRET_KEYS
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Configuration reference"):readme.index("### Time zones")]
+    rows = re.findall(r"^\| `([a-z_]+)\.([a-z_]+)` \| `(SSRELAY_[A-Z_]+)`[^|]*\| ([^|]+) \|", section, re.M)
+    assert {(s, k) for s, k, _, _ in rows} == set(SCHEMA), "README table and config.SCHEMA differ"
+    example = (ROOT / "config.example.toml").read_text()
+    for s, k, env, default in rows:
+        assert env == f"SSRELAY_{s}_{k}".upper()
+        want, _ = SCHEMA[(s, k)]
+        if want is None:
+            assert default.strip() == "required", (s, k, default)
+        elif (s, k) not in SECRET_KEYS:
+            shown = ("true" if want else "false") if isinstance(want, bool) else \
+                "{}" if isinstance(want, dict) else f'"{want}"' if isinstance(want, str) else str(want)
+            assert default.strip() == f"`{shown}`", (s, k, default)
+        assert re.search(rf"^#?\s*{k}\b", example, re.M), f"{s}.{k} is not in config.example.toml"

@@ -230,6 +230,14 @@ class SecretServerStandIn:
             self._faults.append(_Fault(re.compile(path_regex), times, status, retry_after, html,
                                        hang, body, after))
 
+    def clear_faults(self) -> None:
+        """Back to normal: drop every fault still queued (and release any hang)."""
+        with self._faults_lock:
+            for f in self._faults:
+                if f.hang is not None:
+                    f.hang.set()
+            self._faults.clear()
+
     def _take_fault(self, path: str) -> _Fault | None:
         with self._faults_lock:
             for f in self._faults:

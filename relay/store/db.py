@@ -122,3 +122,30 @@ def _statements(sql: str) -> list[str]:
     if buf.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buf.splitlines()):
         raise ValueError("migration ends with an incomplete statement")
     return out
+
+
+def backup(source: str | Path, target: str | Path, *, pages_per_step: int = 256) -> int:
+    """Copy the database with SQLite's online backup API while the relay keeps writing: the
+    copy is a consistent snapshot (WAL content included). Refuses to overwrite `target`.
+    Returns the number of pages copied."""
+    src_path, dst_path = Path(source), Path(target)
+    if not src_path.is_file():
+        raise FileNotFoundError(f"no database at {src_path}")
+    if dst_path.exists():
+        raise FileExistsError(f"{dst_path} exists; choose a new file name")
+    dst_path.parent.mkdir(parents=True, exist_ok=True)
+    src = sqlite3.connect(str(src_path), timeout=30)
+    dst = sqlite3.connect(str(dst_path))
+    copied = 0
+
+    def progress(status, remaining, total):
+        nonlocal copied
+        copied = total - remaining
+
+    try:
+        src.backup(dst, pages=pages_per_step, progress=progress)
+        dst.execute("PRAGMA journal_mode=DELETE")    # a single self-contained file
+    finally:
+        dst.close()
+        src.close()
+    return copied
