@@ -147,3 +147,12 @@ def test_readme_config_table_matches_the_code_and_the_example_file():
                 "{}" if isinstance(want, dict) else f'"{want}"' if isinstance(want, str) else str(want)
             assert default.strip() == f"`{shown}`", (s, k, default)
         assert re.search(rf"^#?\s*{k}\b", example, re.M), f"{s}.{k} is not in config.example.toml"
+
+
+def test_config_option_works_after_the_command_too(tmp_path):
+    cfg = tmp_path / "elsewhere.toml"
+    cfg.write_text('[storage]\npath = "%s"\n' % (tmp_path / "y.db"))
+    run = ssrelay("migrate", "--config", str(cfg), cwd="/")
+    assert run.returncode == 0 and str(tmp_path / "y.db") in run.stdout
+    run = ssrelay("--config", str(cfg), "status", cwd="/")
+    assert run.returncode == 0
