@@ -117,6 +117,17 @@ class Outbox:
                 [request_id, event, recipient, json.dumps(payload or {}), stamp, stamp, stamp, slack_user]
             ).rowcount == 1
 
+    def revive_unmapped(self, ss_user_id: int, now: datetime | None = None) -> int:
+        """Someone who could not be reached just linked their Slack account: their approval
+        messages for requests that are still pending go out after all."""
+        stamp = (now or _now()).isoformat()
+        return self.db.execute(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, last_error = NULL, "
+            "finished_at = NULL WHERE recipient = ? AND state = 'dead' AND event = 'approval_requested' "
+            "AND last_error LIKE 'unmapped:%' AND request_id IN "
+            "(SELECT id FROM access_requests WHERE status = 'Pending' AND gone = 0)",
+            [stamp, ss_user_id]).rowcount
+
     # Cards: the reviewer's persistent DM message, kept for chat.update.
     def save_card(self, request_id: int, recipient: int, channel: str, ts: str) -> None:
         with self.db.atomic():

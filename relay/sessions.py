@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from .errors import ConfigError, RelayError, SecretServerError
 from .model import Person
+from .outbox import Outbox
 from .ss.client import SecretServerClient, TokenSet, UserApi
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,10 @@ class Sessions:
                 "email=excluded.email, fetched_at=excluded.fetched_at",
                 [person.id, person.username, person.display_name, person.email, now])
             self._store_tokens(slack_user, person.id, tokens)
+            self.db.execute("DELETE FROM unmapped_people WHERE ss_user_id = ?", [person.id])
+            revived = Outbox(self.db).revive_unmapped(person.id)
+        if revived:
+            log.info("approval messages revived after sign-in", extra={"ss_user_id": person.id, "count": revived})
         with self._lock:
             for u in [slack_user, *others]:
                 self._apis.pop(u, None)

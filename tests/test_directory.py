@@ -61,3 +61,27 @@ def test_email_matching_can_be_switched_off(sandbox, make_relay):
     assert sandbox.slack.calls_to("users.lookupByEmail") == []
     reason = relay.db.execute("SELECT reason FROM unmapped_people").fetchone()[0]
     assert "not signed in" in reason
+
+
+def test_a_reviewer_who_signs_in_later_gets_the_approval_messages_they_missed(sandbox, make_relay):
+    from conftest import cycle
+    from relay.outbox import Outbox
+    from relay.ss.client import TokenSet
+    from relay.model import Person
+    # Dave approves for the group but has no Slack account with his SS e-mail.
+    sandbox.add_person("dave", display_name="Dave Late", slack=False)
+    sandbox.ss.add_to_group(sandbox.groups["approvers"], sandbox["dave"].ss_id)
+    sandbox.slack.add_user("UDAVEWORK", email="dave.work@example.com", name="dave")
+    relay = make_relay()
+    sandbox.ss.create_request(sandbox.secrets["prod-db"], sandbox["rita"].ss_id, comment="x")
+    cycle(relay)
+    assert [d["recipient"] for d in Outbox(relay.db).dead_letters()] == [sandbox["dave"].ss_id]
+    # Dave signs in from his Slack account: the relay links it and sends what he missed.
+    tokens = TokenSet("access", "refresh", datetime.now(timezone.utc) + timedelta(hours=1))
+    relay.interactions.sessions.link("UDAVEWORK", "T0SANDBOX",
+                                     Person(sandbox["dave"].ss_id, "dave", "Dave Late", "dave@example.com"), tokens)
+    while relay.delivery.deliver_due():
+        pass
+    got = [c for c in sandbox.slack.calls_to("chat.postEphemeral") if c.args["user"] == "UDAVEWORK"]
+    assert len(got) == 1 and Outbox(relay.db).dead_letters() == []
+    assert relay.db.execute("SELECT COUNT(*) FROM unmapped_people").fetchone()[0] == 0
