@@ -31,6 +31,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from .. import actions as act
+from .. import secrets as secrets_mod   # secrets in Slack (issue 4)
 from ..errors import SlackError, SlackPermanentError
 from ..model import PENDING, AccessRequest
 from ..outbox import Outbox
@@ -41,6 +42,7 @@ from ..web.app import json_response
 from ..web.signin import SignInPages
 from . import home as home_mod
 from . import replies
+from . import secret_flows   # secrets in Slack (issue 4)
 from .blocks import APPROVE, DENY, escape
 from .directory import Directory
 
@@ -116,6 +118,7 @@ def build_app(cfg, handlers: "Interactions") -> App:
     def home_opened(body, event):
         handlers.on_home_opened(body, event)
 
+    secret_flows.register(app, handlers)   # secrets in Slack (issue 4): shortcut, Launch, Request access
     return app
 
 
@@ -165,6 +168,10 @@ class Interactions:
         self.signing_secret = cfg.slack.signing_secret.value
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssrelay-click")
         self.fast = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssrelay-modal")
+        # ---- secrets in Slack (issue 4): search, recent secrets, launch, request access
+        self.secrets = secrets_mod.Secrets(self.sessions)
+        self.secret_flows = secret_flows.SecretFlows(self)
+        # ---- end secrets in Slack
         self.app = build_app(cfg, self)
         self.signin = SignInPages(self.sessions, relay.ss, self.on_signed_in)
         self._home_locks: dict[str, threading.Lock] = {}
@@ -184,6 +191,8 @@ class Interactions:
         web.route("GET", "/signin", self.signin.get)
         web.route("POST", "/signin", self.signin.post)
         self.relay.poller.listeners.append(self.after_poll)
+        # secrets in Slack (issue 4): Launch on the requester's "approved" message, checked as them
+        self.relay.delivery.launchable = self.secrets.launchable
 
     def start(self) -> None:
         if self.cfg.slack.mode == "socket":
@@ -295,6 +304,7 @@ class Interactions:
 
         def work():
             self.sessions.log_off(user)
+            self.secrets.forget(user)   # secrets in Slack (issue 4): the cache ends with the session
             self.publish_home(user, team, force=True)
         self._submit(work)
 
@@ -322,12 +332,15 @@ class Interactions:
             return
         view = event.get("view") if isinstance(event.get("view"), dict) else {}
         self._submit(self.publish_home, event["user"], body.get("team_id") or "",
-                     event_hash=view.get("hash") or None)
+                     event_hash=view.get("hash") or None, fetch_recent=True)   # issue 4: recent secrets
 
     def on_signed_in(self, state: SignInState, person) -> None:
         def work():
+            self.secrets.forget(state.slack_user)   # secrets in Slack (issue 4): a new session
             self.publish_home(state.slack_user, state.slack_team, force=True)
             pending = state.pending_action or {}
+            if self.secret_flows.after_signin(state.slack_user, pending):   # issue 4: a Launch click
+                return
             if pending.get("action") in act.ACTIONS and pending.get("request_id") is not None:
                 self.run_action(state.slack_user, state.slack_team, pending["action"],
                                 int(pending["request_id"]), pending.get("reason") or "",
@@ -493,8 +506,10 @@ class Interactions:
         return row[0] if row else None
 
     def home_data(self, slack_user: str, *, override: dict[int, AccessRequest] | None = None,
-                  notice: str = "") -> home_mod.HomeData:
+                  notice: str = "", fetch_recent: bool = False) -> home_mod.HomeData:
         ss_id = self.ss_user_for(slack_user)
+        # secrets in Slack (issue 4): read before has_session (an expired session is dropped here)
+        recent = self.secrets.recent(slack_user, fetch=fetch_recent)
         signed_in = self.sessions.has_session(slack_user)
         row = self.db.execute("SELECT ss_username FROM slack_links WHERE slack_user = ?", [slack_user]).fetchone()
         username = row[0] if row else ""
@@ -522,7 +537,9 @@ class Interactions:
                                                         "requester_name": person.name if person else
                                                         req.requester_username}))
         return home_mod.HomeData(signed_in=signed_in, ss_username=username, my_pending=tuple(mine),
-                                 to_review=tuple(review), notice=notice)
+                                 to_review=tuple(review), notice=notice,
+                                 recent=recent.secrets if signed_in else None,
+                                 recent_note=recent.note if signed_in else "")   # issue 4
 
     def _render_home(self, data: home_mod.HomeData, signin_url: str) -> dict:
         return home_mod.home_view(data, signin_url=signin_url, secret_url=self.cfg.secret_url,
@@ -535,7 +552,7 @@ class Interactions:
 
     def publish_home(self, slack_user: str, team: str = "", *, event_hash: str | None = None,
                      force: bool = False, override: dict | None = None, notice: str = "",
-                     only_if_published: bool = False) -> bool:
+                     only_if_published: bool = False, fetch_recent: bool = False) -> bool:
         """Publish the Home tab unless it would be identical to the last one published.
         Returns True when views.publish was called."""
         with self._home_lock(slack_user):
@@ -544,7 +561,8 @@ class Interactions:
             if only_if_published and last is None:
                 return False
             team = team or (last[3] if last else "")
-            data = self.home_data(slack_user, override=override, notice=notice)
+            data = self.home_data(slack_user, override=override, notice=notice,
+                                  fetch_recent=fetch_recent)   # issue 4: recent secrets
             digest = home_mod.view_hash(self._render_home(data, home_mod.SIGNIN_PLACEHOLDER))
             now = self.clock()
             if not force and last is not None and last[0] == digest and (

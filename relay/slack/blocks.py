@@ -141,8 +141,11 @@ def canceled_notice(req: AccessRequest, ctx: dict, *, secret_url: str) -> tuple[
         {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_TEXT_LIMIT)}}]
 
 
-def outcome_message(req: AccessRequest, ctx: dict, *, secret_url: str, default_hours: float) -> tuple[str, list]:
-    """What the requester hears: approved or denied, by whom, why, and the window."""
+def outcome_message(req: AccessRequest, ctx: dict, *, secret_url: str, default_hours: float,
+                    launch: bool = False) -> tuple[str, list]:
+    """What the requester hears: approved or denied, by whom, why, and the window; with
+    `launch`, an approval carries the Launch button (issue 4; its value is the secret id only,
+    the click runs as the requester and re-reads the launchers)."""
     approved = req.status == "Approved"
     by = escape(req.decided_by) or "a reviewer"
     secret = link(secret_url, req.secret_name) if secret_url else escape(req.secret_name)
@@ -160,6 +163,10 @@ def outcome_message(req: AccessRequest, ctx: dict, *, secret_url: str, default_h
             details.append(("Template", escape(ctx["template_name"])))
         blocks.append({"type": "section", "fields": [
             {"type": "mrkdwn", "text": truncate(f"*{k}*\n{v}", FIELD_TEXT_LIMIT)} for k, v in details]})
+        if launch:   # issue 4
+            blocks.append({"type": "actions", "block_id": f"launch:{req.id}", "elements": [
+                {"type": "button", "action_id": "launch_secret", "value": str(int(req.secret_id)),
+                 "style": "primary", "text": plain("Launch", BUTTON_TEXT_LIMIT)}]})
     fallback = f"Your request for {req.secret_name} was {'approved' if approved else 'denied'} by {req.decided_by or 'a reviewer'}"
     if req.response_comment:
         fallback += f": {req.response_comment}"

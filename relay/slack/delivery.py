@@ -44,6 +44,9 @@ class Delivery:
         self.wake = threading.Event()
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self.on_delivered: Callable[[Notification, str], None] = lambda n, slack_user: None
+        # issue 4: does the requester's "approved" message get Launch? (set by the interactions
+        # layer: asks SS as the requester; never the relay account)
+        self.launchable: Callable[[str, int], bool] = lambda slack_user, secret_id: False
 
     def deliver_due(self, limit: int = 100) -> int:
         """Deliver what is due now; returns how many notifications were handled."""
@@ -144,7 +147,10 @@ class Delivery:
             self.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)
             return "chat.postEphemeral", None
         if n.event in (sync.APPROVED_NOTICE, sync.DENIED_NOTICE):
-            text, blks = blocks.outcome_message(req, ctx, secret_url=url, default_hours=self.default_hours)
+            launch = n.event == sync.APPROVED_NOTICE and req.status == "Approved" and \
+                self.launchable(slack_user, req.secret_id)   # issue 4
+            text, blks = blocks.outcome_message(req, ctx, secret_url=url, default_hours=self.default_hours,
+                                                launch=launch)
         elif n.event == sync.EXPIRED_NOTICE:
             text, blks = blocks.expired_notice(req, ctx, secret_url=url)
         else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..model import AccessRequest
+from .search import recent_rows   # issue 4: Recent Secrets rows
 from .blocks import (APPROVE, BUTTON_TEXT_LIMIT, CONTEXT_TEXT_LIMIT, DENY, HEADER_LIMIT,
                      SECTION_TEXT_LIMIT, escape, link, plain, truncate, when, window)
 
@@ -39,17 +40,21 @@ class HomeData:
     to_review: tuple[HomeItem, ...] = ()
     recent: tuple | None = None          # for recent_secrets_blocks (the search work fills it)
     notice: str = ""                     # mrkdwn, already escaped
+    recent_note: str = ""                # issue 4: why the recent list is missing (plain text)
 
 
-def recent_secrets_blocks(recent: tuple | None, signed_in: bool) -> list[dict]:
-    """Hook for the Recent Secrets section (the search work replaces the body). Returns the
-    blocks under the "Recent Secrets" header; must stay deterministic (the view is hashed)."""
+def recent_secrets_blocks(recent: tuple | None, signed_in: bool, *,
+                          secret_url: Callable[[int], str] | None = None, note: str = "") -> list[dict]:
+    """The blocks under the "Recent Secrets" header: each secret's name a link to its page,
+    Launch where it has launchers (issue 4). Deterministic (the view is hashed)."""
     if not signed_in:
-        text = "Sign in to Secret Server to see the secrets you used recently."
+        text = "Sign in to see your recent secrets."
+    elif note:
+        text = escape(note)
     elif not recent:
         text = "Your recently used secrets will appear here."
     else:
-        text = "\n".join(f"• {escape(getattr(s, 'name', s))}" for s in recent)
+        return recent_rows(recent, secret_url)
     return [{"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, CONTEXT_TEXT_LIMIT)}]}]
 
 
@@ -131,7 +136,8 @@ def home_view(data: HomeData, *, signin_url: str, secret_url: Callable[[int], st
     if data.notice:
         top = [{"type": "section", "text": {"type": "mrkdwn", "text": truncate(data.notice, SECTION_TEXT_LIMIT)}},
                {"type": "divider"}]
-    recent = [{"type": "divider"}, _header("Recent Secrets"), *recent_secrets_blocks(data.recent, data.signed_in)]
+    recent = [{"type": "divider"}, _header("Recent Secrets"),
+              *recent_secrets_blocks(data.recent, data.signed_in, secret_url=secret_url, note=data.recent_note)]
     if data.signed_in:
         who = escape(data.ss_username) or "Secret Server"
         bottom = [{"type": "divider"}, {

@@ -1,0 +1,343 @@
+"""Secrets from Slack, without Slack: search, recent secrets, launching and asking for access.
+
+No Slack here (house rule 4): `relay/slack/secret_flows.py` turns clicks and modal submissions
+into calls on `Secrets` and renders the step it gets back.
+
+Everything runs as the person who asked, with their own SS session (`Sessions.api_for`):
+SS decides what they may see, launch or request, and audits it as them. Only metadata
+endpoints are used (search, summary, launchers, launch, access requests): no secret field
+value is ever requested. An SS error becomes one sentence for a person (`ss_sentence`),
+never a stack trace.
+
+Recent secrets are cached per person for `RECENT_TTL` seconds so a burst of `app_home_opened`
+does not hammer SS. The cache is dropped when the person logs off or signs in again, when
+their session is found expired, and whenever they no longer have a session at all: it never
+outlives the session it was read with.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import (AccessDenied, RequestRejected, SecretServerBadResponse, SecretServerError,
+                     SecretServerUnavailable, SessionExpired)
+from .model import AccessRequest, Launcher, Secret
+from .sessions import NeedsSignIn, Sessions
+
+log = logging.getLogger(__name__)
+
+SEARCH_MAX_CHARS = 200
+SEARCH_TAKE = 3
+RECENT_TAKE = 5
+RECENT_TTL = 60.0                 # seconds a Home tab's recent list is reused
+PROMPT_MAX_CHARS = 255
+COMMENT_MAX_CHARS = 1000
+TICKET_MAX_CHARS = 100
+
+# step kinds
+RESULTS = "results"          # search: the secrets found (possibly none)
+SIGN_IN = "sign_in"          # no usable session: sign in first
+FAILED = "failed"            # SS could not be asked, or refused: `detail` says why
+NOTHING = "nothing"          # nothing launchable: the secret's page and `detail` (a plain reason)
+CHOOSE = "choose"            # several launchers: the person picks one
+PROMPT = "prompt"            # the launcher asks for a value (a host): ask in a modal
+LAUNCHED = "launched"        # SS started the launch: `url`
+FORM = "form"                # request access: show the form for `secret`
+INVALID = "invalid"          # the form needs fixing: `field_errors`
+CREATED = "created"          # the access request exists in SS: `request`
+NOT_NEEDED = "not_needed"    # the secret does not need approval: open it in SS
+
+NO_LAUNCHER = "This secret has no launcher in Secret Server. Open it there instead."
+LAUNCHER_GONE = "That launcher is no longer available on this secret."
+NO_LINK = "Secret Server started the launch but gave no link Slack can open. Open the secret in Secret Server instead."
+
+
+def validate_search(text: str | None) -> str:
+    """The error for a search text ("" when it is fine)."""
+    t = (text or "").strip()
+    if not t:
+        return "Type part of a secret's name."
+    if len(t) > SEARCH_MAX_CHARS:
+        return f"Use at most {SEARCH_MAX_CHARS} characters."
+    return ""
+
+
+def validate_prompt(value: str | None) -> str:
+    v = (value or "").strip()
+    if not v:
+        return "Say which host to connect to."
+    if len(v) > PROMPT_MAX_CHARS or any(ord(c) < 32 for c in v):
+        return f"Use at most {PROMPT_MAX_CHARS} characters, on one line."
+    return ""
+
+
+def validate_request(comment: str | None, ticket: str | None) -> dict[str, str]:
+    """Field errors of the request-access form, keyed "comment" / "ticket"."""
+    errors = {}
+    c = (comment or "").strip()
+    if not c:
+        errors["comment"] = "Say why you need access."
+    elif len(c) > COMMENT_MAX_CHARS:
+        errors["comment"] = f"Use at most {COMMENT_MAX_CHARS} characters."
+    if len((ticket or "").strip()) > TICKET_MAX_CHARS:
+        errors["ticket"] = f"Use at most {TICKET_MAX_CHARS} characters."
+    return errors
+
+
+_PATH_SUFFIX = re.compile(r"\s*\[[^\]]*\]\s*$")
+
+
+def _ss_message(exc: SecretServerError) -> str:
+    text = _PATH_SUFFIX.sub("", str(exc)).removeprefix("Secret Server: ").strip()
+    return text[:300]
+
+
+def ss_sentence(exc: SecretServerError) -> str:
+    """What a person reads when SS failed: one sentence, no internals."""
+    if isinstance(exc, AccessDenied):
+        return "You cannot see this secret in Secret Server (or it no longer exists)."
+    if isinstance(exc, SecretServerUnavailable):
+        return "Secret Server could not be reached just now. Try again in a minute."
+    if isinstance(exc, SecretServerBadResponse):
+        return ("Secret Server gave an answer the relay could not read. Try again, or tell your "
+                "Secret Server administrator.")
+    if isinstance(exc, RequestRejected):
+        msg = _ss_message(exc)
+        return f"Secret Server refused: {msg}" if msg else "Secret Server refused the request."
+    return "Secret Server could not do that just now. Try again in a minute."
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happened, for the Slack layer to render."""
+
+    kind: str
+    secret_id: int | None = None
+    secret: Secret | None = None
+    secrets: tuple[Secret, ...] = ()
+    launchers: tuple[Launcher, ...] = ()
+    launcher: Launcher | None = None
+    url: str = ""
+    detail: str = ""
+    request: AccessRequest | None = None
+    field_errors: dict = field(default_factory=dict)
+    needs_ticket: bool = False
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The Home tab's Recent Secrets: `secrets` None when nothing is known (yet)."""
+
+    secrets: tuple[Secret, ...] | None
+    note: str = ""
+
+
+@dataclass
+class _Cached:
+    fetched: float
+    secrets: tuple[Secret, ...]
+
+
+class Secrets:
+    def __init__(self, sessions: Sessions, *, recent_ttl: float = RECENT_TTL,
+                 clock: Callable[[], float] = time.monotonic):
+        self.sessions = sessions
+        self.recent_ttl = recent_ttl
+        self.clock = clock
+        self._recent: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ helpers
+    def _api(self, slack_user: str):
+        return self.sessions.api_for(slack_user)     # NeedsSignIn
+
+    def _expired(self, slack_user: str) -> Step:
+        self.sessions.expired(slack_user)
+        self.forget(slack_user)
+        return Step(SIGN_IN)
+
+    # ------------------------------------------------------------------ search
+    def search(self, slack_user: str, text: str) -> Step:
+        """The top three secrets matching `text` that this person can see in SS."""
+        text = (text or "").strip()
+        if validate_search(text):
+            return Step(FAILED, detail=validate_search(text))
+        try:
+            found = self._api(slack_user).search_secrets(text, take=SEARCH_TAKE)
+        except NeedsSignIn:
+            return Step(SIGN_IN)
+        except SessionExpired:
+            return self._expired(slack_user)
+        except SecretServerError as exc:
+            log.warning("secret search failed", extra={"slack_user": slack_user, "error": type(exc).__name__})
+            return Step(FAILED, detail=ss_sentence(exc))
+        return Step(RESULTS, secrets=tuple(found[:SEARCH_TAKE]))
+
+    # ------------------------------------------------------------------ recent (Home tab)
+    def forget(self, slack_user: str) -> None:
+        """Drop what is cached for this person (log off, new sign-in, session gone)."""
+        with self._lock:
+            self._recent.pop(slack_user, None)
+
+    def recent(self, slack_user: str, *, fetch: bool) -> Recent:
+        """The person's recent secrets. With `fetch`, SS is asked unless the cached list is
+        younger than `recent_ttl`; without, only the cache is used (republishes after a poll
+        or a click never call SS). A lapsed session gives `Recent(None)` and forgets it."""
+        if not self.sessions.has_session(slack_user):
+            self.forget(slack_user)
+            return Recent(None)
+        with self._lock:
+            cached = self._recent.get(slack_user)
+        if cached is not None and (not fetch or self.clock() - cached.fetched < self.recent_ttl):
+            return Recent(cached.secrets)
+        if not fetch:
+            return Recent(None)
+        try:
+            found = tuple(self._api(slack_user).recent_secrets(take=RECENT_TAKE)[:RECENT_TAKE])
+        except NeedsSignIn:
+            self.forget(slack_user)
+            return Recent(None)
+        except SessionExpired:
+            self._expired(slack_user)
+            return Recent(None)
+        except SecretServerError as exc:
+            log.warning("recent secrets not read", extra={"slack_user": slack_user, "error": type(exc).__name__})
+            if cached is not None:
+                return Recent(cached.secrets)
+            return Recent(None, "Your recent secrets could not be read from Secret Server just now.")
+        with self._lock:
+            self._recent[slack_user] = _Cached(self.clock(), found)
+        return Recent(found)
+
+    # ------------------------------------------------------------------ launch
+    def launch_options(self, slack_user: str, secret_id: int) -> Step:
+        """What clicking Launch leads to: launched at once (one launcher, no prompt), a choice,
+        a prompt, or nothing launchable (with the reason)."""
+        try:
+            api = self._api(slack_user)
+            secret = api.secret_summary(secret_id)
+            launchers = api.launchers(secret_id)
+        except NeedsSignIn:
+            return Step(SIGN_IN, secret_id)
+        except SessionExpired:
+            return self._expired(slack_user)
+        except SecretServerError as exc:
+            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+        if not launchers:
+            return Step(NOTHING, secret_id, secret, detail=NO_LAUNCHER)
+        if len(launchers) > 1:
+            return Step(CHOOSE, secret_id, secret, launchers=launchers)
+        only = launchers[0]
+        if only.prompted:
+            return Step(PROMPT, secret_id, secret, launchers=launchers, launcher=only)
+        return self._launch(api, slack_user, secret, only, None)
+
+    def launch(self, slack_user: str, secret_id: int, launcher_id: int, prompt_value: str | None = None) -> Step:
+        """Launch `launcher_id` on `secret_id` as this person. Launchers are re-read (a click
+        carries ids only); a prompted launcher without a value answers PROMPT, a value outside
+        its restricted hosts INVALID."""
+        try:
+            api = self._api(slack_user)
+            secret = api.secret_summary(secret_id)
+            launchers = api.launchers(secret_id)
+        except NeedsSignIn:
+            return Step(SIGN_IN, secret_id)
+        except SessionExpired:
+            return self._expired(slack_user)
+        except SecretServerError as exc:
+            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+        launcher = next((x for x in launchers if x.launcher_id == int(launcher_id)), None)
+        if launcher is None:
+            return Step(NOTHING, secret_id, secret, detail=LAUNCHER_GONE if launchers else NO_LAUNCHER)
+        value = (prompt_value or "").strip() or None
+        if launcher.prompted:
+            if value is None:
+                return Step(PROMPT, secret_id, secret, launchers=launchers, launcher=launcher)
+            problem = validate_prompt(value)
+            if not problem and launcher.restricted_hosts and value not in launcher.restricted_hosts:
+                problem = "Pick one of the hosts this launcher allows."
+            if problem:
+                return Step(INVALID, secret_id, secret, launchers=launchers, launcher=launcher,
+                            field_errors={"prompt": problem})
+        else:
+            value = None
+        return self._launch(api, slack_user, secret, launcher, value)
+
+    def _launch(self, api, slack_user: str, secret: Secret, launcher: Launcher, value: str | None) -> Step:
+        try:
+            launched = api.launch(secret.id, launcher.launcher_id, value)
+        except SessionExpired:
+            return self._expired(slack_user)
+        except (RequestRejected, AccessDenied) as exc:
+            # SS will not launch it (approval needed, checked out, not allowed...): say why
+            return Step(NOTHING, secret.id, secret, launcher=launcher,
+                        detail=f"Secret Server did not launch it: {_ss_message(exc) or 'refused'}")
+        except SecretServerError as exc:
+            return Step(FAILED, secret.id, secret, launcher=launcher, detail=ss_sentence(exc))
+        url = next((u for u in (launched.get("ssUrl"), launched.get("encodedUrl"))
+                    if isinstance(u, str) and u.lower().startswith(("https://", "http://"))), "")
+        log.info("secret launched from slack", extra={"slack_user": slack_user, "secret_id": secret.id,
+                                                      "launcher_id": launcher.launcher_id})
+        if not url:
+            return Step(NOTHING, secret.id, secret, launcher=launcher, detail=NO_LINK)
+        return Step(LAUNCHED, secret.id, secret, launcher=launcher, url=url)
+
+    def launchable(self, slack_user: str, secret_id: int) -> bool:
+        """For the requester's "approved" message: False only when SS, asked as that person,
+        says the secret has no launcher. Without a session (or when SS cannot say), the button
+        is shown: the click re-reads the launchers and says plainly if there is none."""
+        try:
+            return self._api(slack_user).secret_summary(secret_id).has_launcher
+        except NeedsSignIn:
+            return True
+        except SessionExpired:
+            self._expired(slack_user)
+            return True
+        except SecretServerError:
+            return True
+
+    # ------------------------------------------------------------------ request access
+    def access_form(self, slack_user: str, secret_id: int) -> Step:
+        """Before the request form: the secret as this person sees it."""
+        try:
+            secret = self._api(slack_user).secret_summary(secret_id)
+        except NeedsSignIn:
+            return Step(SIGN_IN, secret_id)
+        except SessionExpired:
+            return self._expired(slack_user)
+        except SecretServerError as exc:
+            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+        if not secret.requires_approval:
+            return Step(NOT_NEEDED, secret_id, secret)
+        return Step(FORM, secret_id, secret)
+
+    def request_access(self, slack_user: str, secret_id: int, comment: str, ticket: str = "") -> Step:
+        """Create the access request in SS as this person; the poll then tells the approvers."""
+        comment, ticket = (comment or "").strip(), (ticket or "").strip()
+        errors = validate_request(comment, ticket)
+        if errors:
+            return Step(INVALID, secret_id, field_errors=errors)
+        try:
+            req = self._api(slack_user).create_request(secret_id, comment, ticket)
+        except NeedsSignIn:
+            return Step(SIGN_IN, secret_id)
+        except SessionExpired:
+            return self._expired(slack_user)
+        except RequestRejected as exc:
+            said = " ".join([exc.error_code, str(exc), *map(str, exc.model_state)]).lower()
+            if "ticket" in said:
+                return Step(INVALID, secret_id, field_errors={"ticket": "This secret needs a ticket number."},
+                            needs_ticket=True)
+            if "comment" in said and "requestcomment" in said:
+                return Step(INVALID, secret_id, field_errors={"comment": "This secret needs a comment."})
+            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+        except SecretServerError as exc:
+            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+        log.info("access requested from slack", extra={"slack_user": slack_user, "secret_id": secret_id,
+                                                       "request_id": req.id})
+        return Step(CREATED, secret_id, request=req)

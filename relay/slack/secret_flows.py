@@ -1,0 +1,334 @@
+"""Secrets in Slack, the Slack side: the `secretsearch` shortcut, Launch, the launcher picker
+and prompt, and Request access. The workflow is `relay.secrets.Secrets` (no Slack there);
+the views are the pure builders of `relay.slack.search`.
+
+The trigger window: a `trigger_id` is good for 3 seconds, once. Every modal is opened (or
+pushed, from inside a modal) at once from the `fast` pool, before any SS call: the shortcut
+opens the search input, Launch and Request access open a "One moment…" modal. SS work runs in
+the worker pool afterwards and lands with `views.update` on the view Slack gave back.
+
+Submissions are validated in the ack (`response_action: errors`); a valid one is answered with
+`response_action: update` (a "Searching…" / "Launching…" view) and the result follows by
+`views.update`, never sooner than `ACK_GRACE` after the ack so it cannot arrive before it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from .. import secrets as sec
+from ..errors import SlackError
+from . import search as sv
+
+if TYPE_CHECKING:
+    from .app import Interactions
+
+log = logging.getLogger(__name__)
+
+ACK_GRACE = 0.25       # seconds between a response_action ack and the views.update that follows
+LAUNCH_PENDING = "launch"   # a sign-in state's pending action: offer Launch again after sign-in
+
+
+def _int(value) -> int | None:
+    try:
+        n = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return n if 0 < n < 2**31 else None
+
+
+def _metadata(view: dict) -> dict:
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _state_value(view: dict, block: str, action: str) -> str:
+    try:
+        el = view["state"]["values"][block][action]
+    except (KeyError, TypeError):
+        return ""
+    if not isinstance(el, dict):
+        return ""
+    if isinstance(el.get("selected_option"), dict):
+        v = el["selected_option"].get("value")
+    else:
+        v = el.get("value")
+    return v if isinstance(v, str) else ""
+
+
+def register(app, handlers: "Interactions") -> None:
+    """The listeners (each acks at once; work goes to the pools)."""
+
+    @app.shortcut(sv.SHORTCUT)
+    def shortcut(ack, body):
+        ack()
+        handlers.secret_flows.on_shortcut(body)
+
+    @app.view(sv.SEARCH_CALLBACK)
+    def search_submitted(ack, body, view):
+        handlers.secret_flows.on_search(ack, body, view)
+
+    @app.action(sv.LAUNCH)
+    def launch(ack, body, action):
+        ack()
+        handlers.secret_flows.on_launch(body, action)
+
+    @app.action(sv.LAUNCH_PICK)
+    def pick(ack, body, action):
+        ack()
+        handlers.secret_flows.on_pick(body, action)
+
+    @app.action(sv.REQUEST_ACCESS)
+    def request_access(ack, body, action):
+        ack()
+        handlers.secret_flows.on_request_click(body, action)
+
+    for url_button in (sv.LAUNCH_OPEN, sv.SECRET_OPEN):
+        app.action(url_button)(lambda ack: ack())   # URL buttons: the browser does the work
+
+    @app.view(sv.PROMPT_CALLBACK)
+    def prompt_submitted(ack, body, view):
+        handlers.secret_flows.on_prompt(ack, body, view)
+
+    @app.view(sv.REQUEST_CALLBACK)
+    def request_submitted(ack, body, view):
+        handlers.secret_flows.on_request(ack, body, view)
+
+
+class SecretFlows:
+    def __init__(self, handlers: "Interactions"):
+        self.h = handlers
+        self.secrets: sec.Secrets = handlers.secrets
+        self.slack = handlers.slack
+        self.secret_url = handlers.cfg.secret_url
+
+    # ------------------------------------------------------------------ Slack calls
+    def _open(self, body: dict, view: dict) -> str | None:
+        """views.open (or views.push from inside a modal) with the click's trigger; the view id."""
+        trigger = body.get("trigger_id")
+        if not isinstance(trigger, str) or not trigger:
+            return None
+        container = body.get("container") if isinstance(body.get("container"), dict) else {}
+        source = body.get("view") if isinstance(body.get("view"), dict) else {}
+        method = "views.push" if container.get("type") == "view" and source.get("type") == "modal" else "views.open"
+        try:
+            data = self.slack.call(method, trigger_id=trigger, view=view)
+        except SlackError as exc:
+            log.warning("could not open the modal", extra={"method": method, "error": exc.error})
+            return None
+        return (data.get("view") or {}).get("id")
+
+    def _update(self, view_id: str | None, view: dict, *, acked_at: float | None = None) -> None:
+        if not view_id:
+            return
+        if acked_at is not None:
+            wait = acked_at + ACK_GRACE - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        try:
+            self.slack.call("views.update", view_id=view_id, view=view)
+        except SlackError as exc:
+            log.warning("could not update the modal", extra={"error": exc.error})
+
+    def _signin_modal(self, user: str, team: str, title: str, why: str, pending: dict | None = None) -> dict:
+        state = self.h.sessions.new_state(self.h._team(team), user, pending)
+        return sv.signin_modal(title, self.h.signin_url(state), why)
+
+    def render(self, step: sec.Step, user: str, team: str, *, title: str, text: str = "",
+               form: dict | None = None) -> dict:
+        """The modal for a step of the workflow."""
+        k = step.kind
+        if k == sec.SIGN_IN:
+            pending = {"action": LAUNCH_PENDING, "secret_id": step.secret_id} if (
+                title == "Launch" and step.secret_id) else None
+            return self._signin_modal(user, team, title, "Your Secret Server session has ended: sign in "
+                                                         "again, then try once more.", pending)
+        if k == sec.RESULTS:
+            return sv.results_modal(text, step.secrets, self.secret_url)
+        if k == sec.FAILED:
+            return sv.message_modal(title, f":warning: {sv.escape(step.detail)}", secret=step.secret,
+                                    secret_url=self.secret_url)
+        if k == sec.NOTHING:
+            return sv.nothing_modal(step.secret, step.secret_id, step.detail, self.secret_url,
+                                    offer_request=bool(step.secret and step.secret.requires_approval))
+        if k == sec.CHOOSE:
+            return sv.launcher_picker(step.secret, step.launchers, self.secret_url)
+        if k == sec.PROMPT:
+            return sv.prompt_modal(step.secret, step.launcher, self.secret_url)
+        if k == sec.LAUNCHED:
+            return sv.launched_modal(step.secret, step.launcher, step.url, self.secret_url)
+        if k == sec.FORM:
+            return sv.request_modal(step.secret.id, step.secret.name)
+        if k == sec.NOT_NEEDED:
+            return sv.message_modal(title, "This secret does not need approval: open it in Secret Server.",
+                                    secret=step.secret, secret_url=self.secret_url)
+        if k == sec.CREATED:
+            return sv.request_sent_modal((form or {}).get("name") or step.request.secret_name, step.request.id)
+        if k == sec.INVALID and title == "Launch":
+            return sv.prompt_modal(step.secret, step.launcher, self.secret_url,
+                                   error=step.field_errors.get("prompt", ""))
+        if k == sec.INVALID:
+            f = form or {}
+            return sv.request_modal(step.secret_id, f.get("name") or f"secret #{step.secret_id}",
+                                    needs_ticket=step.needs_ticket or bool(f.get("needs_ticket")),
+                                    errors=step.field_errors, comment=f.get("comment", ""),
+                                    ticket=f.get("ticket", ""))
+        return sv.message_modal(title, "Something unexpected happened; nothing was changed.")
+
+    # ------------------------------------------------------------------ search
+    def on_shortcut(self, body: dict) -> None:
+        user, team = body["user"]["id"], self.h._team_of(body)
+        self.h.fast.submit(self._open_search, body, user, team)
+
+    def _open_search(self, body: dict, user: str, team: str) -> None:
+        # no SS call before views.open: the trigger lasts 3 seconds
+        if self.h.sessions.has_session(user):
+            view = sv.search_modal()
+        else:
+            view = self._signin_modal(user, team, "Search secrets",
+                                      "Sign in to Secret Server to search the secrets you can see.")
+        self._open(body, view)
+
+    def on_search(self, ack, body: dict, view: dict) -> None:
+        text = _state_value(view, sv.SEARCH_BLOCK, sv.SEARCH_INPUT).strip()
+        error = sec.validate_search(text)
+        if error:
+            ack(response_action="errors", errors={sv.SEARCH_BLOCK: error})
+            return
+        ack(response_action="update", view=sv.searching_modal(text))
+        acked = time.monotonic()
+        user, team = body["user"]["id"], self.h._team_of(body)
+
+        def work():
+            step = self.secrets.search(user, text)
+            self._update(view.get("id"), self.render(step, user, team, title="Search secrets", text=text),
+                         acked_at=acked)
+        self.h._submit(work)
+
+    # ------------------------------------------------------------------ launch
+    def on_launch(self, body: dict, action: dict) -> None:
+        secret_id = _int(action.get("value"))
+        if secret_id is None:
+            log.warning("launch click without a secret id")
+            return
+        user, team = body["user"]["id"], self.h._team_of(body)
+        self.h.fast.submit(self._start_launch, body, user, team, secret_id)
+
+    def _start_launch(self, body: dict, user: str, team: str, secret_id: int) -> None:
+        if not self.h.sessions.has_session(user):
+            self._open(body, self._signin_modal(
+                user, team, "Launch", "Sign in to Secret Server to launch this secret. You get the "
+                                      "Launch button again right after.", {"action": LAUNCH_PENDING,
+                                                                             "secret_id": secret_id}))
+            return
+        view_id = self._open(body, sv.loading_modal("Launch", "Asking Secret Server for the launchers…"))
+        if view_id is None:
+            return
+
+        def work():
+            step = self.secrets.launch_options(user, secret_id)
+            self._update(view_id, self.render(step, user, team, title="Launch"))
+        self.h._submit(work)
+
+    def on_pick(self, body: dict, action: dict) -> None:
+        sid, _, lid = str(action.get("value", "")).partition(":")
+        secret_id, launcher_id = _int(sid), _int(lid)
+        view_id = (body.get("view") or {}).get("id") if isinstance(body.get("view"), dict) else None
+        if secret_id is None or launcher_id is None or not view_id:
+            log.warning("launcher pick without ids")
+            return
+        user, team = body["user"]["id"], self.h._team_of(body)
+
+        def work():
+            step = self.secrets.launch(user, secret_id, launcher_id)
+            self._update(view_id, self.render(step, user, team, title="Launch"))
+        self.h._submit(work)
+
+    def on_prompt(self, ack, body: dict, view: dict) -> None:
+        meta = _metadata(view)
+        secret_id, launcher_id = _int(meta.get("secret_id")), _int(meta.get("launcher_id"))
+        value = _state_value(view, sv.PROMPT_BLOCK, sv.PROMPT_INPUT).strip()
+        error = sec.validate_prompt(value)
+        if secret_id is None or launcher_id is None:
+            error = error or "This form is out of date; click Launch again."
+        if error:
+            ack(response_action="errors", errors={sv.PROMPT_BLOCK: error})
+            return
+        ack(response_action="update", view=sv.loading_modal("Launch", "Launching…"))
+        acked = time.monotonic()
+        user, team = body["user"]["id"], self.h._team_of(body)
+
+        def work():
+            step = self.secrets.launch(user, secret_id, launcher_id, value)
+            self._update(view.get("id"), self.render(step, user, team, title="Launch"), acked_at=acked)
+        self.h._submit(work)
+
+    # ------------------------------------------------------------------ request access
+    def on_request_click(self, body: dict, action: dict) -> None:
+        secret_id = _int(action.get("value"))
+        if secret_id is None:
+            return
+        user, team = body["user"]["id"], self.h._team_of(body)
+        self.h.fast.submit(self._start_request, body, user, team, secret_id)
+
+    def _start_request(self, body: dict, user: str, team: str, secret_id: int) -> None:
+        if not self.h.sessions.has_session(user):
+            self._open(body, self._signin_modal(user, team, "Request access",
+                                                "Sign in to Secret Server to ask for access."))
+            return
+        view_id = self._open(body, sv.loading_modal("Request access"))
+        if view_id is None:
+            return
+
+        def work():
+            step = self.secrets.access_form(user, secret_id)
+            self._update(view_id, self.render(step, user, team, title="Request access"))
+        self.h._submit(work)
+
+    def on_request(self, ack, body: dict, view: dict) -> None:
+        meta = _metadata(view)
+        secret_id = _int(meta.get("secret_id"))
+        comment = _state_value(view, sv.COMMENT_BLOCK, sv.COMMENT_INPUT)
+        ticket = _state_value(view, sv.TICKET_BLOCK, sv.TICKET_INPUT)
+        errors = sec.validate_request(comment, ticket)
+        if meta.get("needs_ticket") and not ticket.strip():
+            errors.setdefault("ticket", "This secret needs a ticket number.")
+        if secret_id is None:
+            errors.setdefault("comment", "This form is out of date; click Request access again.")
+        if errors:
+            blocks = {"comment": sv.COMMENT_BLOCK, "ticket": sv.TICKET_BLOCK}
+            ack(response_action="errors", errors={blocks[k]: v for k, v in errors.items()})
+            return
+        ack(response_action="update", view=sv.loading_modal("Request access", "Sending your request…"))
+        acked = time.monotonic()
+        user, team = body["user"]["id"], self.h._team_of(body)
+        name = str(meta.get("name") or "")[:200]
+        form = {"name": name, "comment": comment, "ticket": ticket, "needs_ticket": bool(meta.get("needs_ticket"))}
+
+        def work():
+            step = self.secrets.request_access(user, secret_id, comment, ticket)
+            self._update(view.get("id"), self.render(step, user, team, title="Request access", form=form),
+                         acked_at=acked)
+        self.h._submit(work)
+
+    # ------------------------------------------------------------------ after sign-in
+    def after_signin(self, slack_user: str, pending: dict) -> bool:
+        """A Launch click that needed a sign-in: offer the Launch button again (a new click
+        brings a new trigger). True when `pending` was ours."""
+        if pending.get("action") != LAUNCH_PENDING:
+            return False
+        secret_id = _int(pending.get("secret_id"))
+        if secret_id is None:
+            return True
+        text = "You are signed in to Secret Server. Launch the secret you asked for:"
+        blocks = [{"type": "section", "text": {"type": "mrkdwn",
+                                               "text": f"{text} {sv.link(self.secret_url(secret_id), 'open its page')}"},
+                   "accessory": sv.launch_button(secret_id)}]
+        self.h._dm(slack_user, text, blocks)
+        return True
