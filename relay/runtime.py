@@ -28,8 +28,11 @@ from .web.app import WebApp, json_response
 
 log = logging.getLogger(__name__)
 
+POLL_RETRY_SECONDS = 30.0     # a poll may wait out a short SS hiccup before it is abandoned
+PEOPLE_RETRY_SECONDS = 5.0    # a person clicking or searching should hear back quickly
 
-def build_ss_client(cfg: Config, *, retry_seconds: float = 30.0) -> SecretServerClient:
+
+def build_ss_client(cfg: Config, *, retry_seconds: float = POLL_RETRY_SECONDS) -> SecretServerClient:
     s = cfg.secret_server
     return SecretServerClient(
         s.base_url, credentials=RelayCredentials(s.username, s.password.value, s.domain),
@@ -50,6 +53,9 @@ class Relay:
         if applied:
             log.info("database migrated", extra={"applied": ",".join(applied)})
         self.ss = build_ss_client(cfg)
+        # People's own calls (clicks, search, sign-in): someone is waiting in Slack, so a
+        # shorter retry budget than the poll's; an outage becomes a sentence within seconds.
+        self.people_ss = build_ss_client(cfg, retry_seconds=PEOPLE_RETRY_SECONDS)
         self.stop_event = threading.Event()
         self.slack = SlackApi(make_client(cfg.slack.api_url, cfg.slack.bot_token.value),
                               Pacer(cfg.slack.rate_limits, stop=self.stop_event))
@@ -130,6 +136,8 @@ class Relay:
         if server:
             server.close()      # after its loop stopped: no select() on a closed socket
         self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
+        self.ss.close()
+        self.people_ss.close()
 
     def _after_poll(self, result: PollResult) -> None:
         if result.added:

@@ -51,7 +51,7 @@ def no_secret_values(sandbox, caplog):
 
 def relay_for_secrets(make_relay, sb, **overrides):
     relay = start_relay(make_relay, sb, SLACK_RATE_LIMITS=RATES, **overrides)
-    relay.ss.retry_seconds = 0.3          # "SS down" answers within the test's patience
+    relay.people_ss.retry_seconds = 0.3          # "SS down" answers within the test's patience
     return relay
 
 

@@ -158,7 +158,7 @@ class Interactions:
             self.db = relay.db
         else:
             self.db = ThreadLocalDb(cfg.storage.path)
-        self.sessions = Sessions(self.db, relay.ss, cfg.storage.encryption_key.value)
+        self.sessions = Sessions(self.db, relay.people_ss, cfg.storage.encryption_key.value)
         self.actions = act.Actions(self.db, self.sessions,
                                    default_hours=cfg.approvals.default_duration_hours)
         self.slack = relay.slack
@@ -173,7 +173,7 @@ class Interactions:
         self.secret_flows = secret_flows.SecretFlows(self)
         # ---- end secrets in Slack
         self.app = build_app(cfg, self)
-        self.signin = SignInPages(self.sessions, relay.ss, self.on_signed_in)
+        self.signin = SignInPages(self.sessions, relay.people_ss, self.on_signed_in)
         self._home_locks: dict[str, threading.Lock] = {}
         self._home_locks_lock = threading.Lock()
         self._team_id = ""
