@@ -153,8 +153,10 @@ class Actions:
                                      "in Secret Server before trying again.")
         log.info("request decided from slack", extra={"request_id": request_id, "action": action,
                                                       "slack_user": slack_user, "status": result.status})
-        if result.status != PENDING and action in (APPROVE, DENY) and me is not None:
-            # the clicker's own card is updated by the click: the poll must not close it again
+        if result.status != PENDING and action in (APPROVE, DENY) and me is not None \
+                and (remember or {}).get("kind") == "message":
+            # a click on the clicker's own DM card updates that card: the poll must not close it
+            # again (a click from the Home tab leaves the card to the poll)
             Outbox(self.db).record_sent(request_id, sync.REVIEW_CLOSED, me, slack_user,
                                         {"by": "click", "action": action})
         return out(DONE, result)

@@ -24,7 +24,7 @@ from .ss.client import RelayCredentials, SecretServerClient
 from .store import db as store
 from .store import snapshot
 from .store.local import ThreadLocalDb
-from .web.app import WebApp, json_response
+from .web.app import MAX_BODY_BYTES, WebApp, json_response
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ class Relay:
         if http:
             from waitress.server import create_server
             self._server = create_server(self.web, host=self.cfg.http.host, port=self.cfg.http.port,
-                                         threads=8, ident="ssrelay", asyncore_loop_timeout=0.2)
+                                         threads=8, ident="ssrelay", asyncore_loop_timeout=0.2,
+                                         max_request_body_size=MAX_BODY_BYTES)
             self._spawn("http", self._serve_http)
             log.info("http server listening", extra={"port": self.port})
         self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"

@@ -36,6 +36,10 @@ STATE_TTL = timedelta(minutes=10)
 STATE_PURGE_AFTER = timedelta(days=1)   # used and expired states are deleted after this
 
 
+class LinkConflict(RelayError):
+    """The SS account is already linked to another Slack account."""
+
+
 class NeedsSignIn(RelayError):
     """This Slack user has no usable Secret Server session: they must sign in."""
 
@@ -135,17 +139,21 @@ class Sessions:
     def _decrypt(self, text: str) -> str:
         return self._fernet.decrypt(text.encode()).decode()
 
+    def linked_elsewhere(self, slack_user: str, ss_user_id: int) -> bool:
+        """True when this SS user is already linked to another Slack user."""
+        return self.db.execute("SELECT 1 FROM slack_links WHERE ss_user_id = ? AND slack_user != ?",
+                               [ss_user_id, slack_user]).fetchone() is not None
+
     def link(self, slack_user: str, slack_team: str, person: Person, tokens: TokenSet) -> None:
         """Link the Slack user to the SS user and store the session (encrypted). An SS user is
-        linked to one Slack user: a sign-in from another Slack account moves the link."""
+        linked to one Slack user, and a link is never moved by a sign-in: a forwarded sign-in
+        link must not hand someone's SS account to another Slack account (LinkConflict); the
+        person logs off from the other Slack account first."""
         now = self.clock().isoformat()
+        others: list[str] = []
         with self.db.atomic():
-            others = [r[0] for r in self.db.execute(
-                "SELECT slack_user FROM slack_links WHERE ss_user_id = ? AND slack_user != ?",
-                [person.id, slack_user]).fetchall()]
-            for other in others:
-                self.db.execute("DELETE FROM slack_links WHERE slack_user = ?", [other])
-                self.db.execute("DELETE FROM user_sessions WHERE slack_user = ?", [other])
+            if self.linked_elsewhere(slack_user, person.id):
+                raise LinkConflict(person.username)
             self.db.execute(
                 "INSERT INTO slack_links (slack_user, slack_team, ss_user_id, ss_username, linked_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(slack_user) DO UPDATE SET slack_team=excluded.slack_team, "

@@ -479,3 +479,20 @@ def test_every_interaction_is_acked_within_3_seconds_while_ss_hangs(sandbox, mak
     sb.ss.wait_for(lambda c: c.method == "PUT" and c.status == 200, timeout=10)
     assert max(timings) < 3.0, timings
     assert max(timings) < 1.0, timings   # in practice: milliseconds
+
+
+def test_approve_from_the_home_tab_still_closes_the_reviewers_dm_card(sandbox, make_relay):
+    # In DM mode Alice has a card; she approves from her Home tab instead. The next poll closes
+    # her card too (only a click on the card itself updates the card directly).
+    sb = sandbox
+    rid = new_request(sb)
+    relay = start_relay(make_relay, sb, SLACK_APPROVER_MESSAGES="dm")
+    sign_in(relay, sb, "alice")
+    card = card_of(sb, "alice", rid)
+    assert send(relay, click_home(sb, "alice", "approve", rid)).status_code == 200
+    sb.slack.wait_for("views.publish", lambda c: "You approved access to prod-db" in text_of(c.args))
+    poll_now(relay)
+    sb.slack.wait_for("chat.update", lambda c: c.args.get("ts") == card["ts"], timeout=10)
+    (closed,) = [m for m in sb.slack.messages(sb["alice"].slack_id) if m["ts"] == card["ts"]]
+    assert all(b["type"] != "actions" for b in closed["blocks"])
+    assert "Approved by Alice Approver" in closed["text"]

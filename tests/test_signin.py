@@ -148,3 +148,26 @@ def test_starting_without_an_encryption_key_is_a_clear_error(sandbox, tmp_path):
     with pytest.raises(ConfigError) as err:
         Relay(cfg)
     assert "storage.encryption_key" in str(err.value) and "ssrelay keygen" in str(err.value)
+
+
+def test_the_page_names_the_slack_account_being_linked(sandbox, make_relay):
+    sb = sandbox
+    relay = start_relay(make_relay, sb)
+    page = get_page(relay, new_state(relay, sb, "alice"))
+    assert "This links your Secret Server account to the Slack account <strong>Alice Approver (@alice)</strong>" in page.text
+
+
+def test_a_forwarded_link_cannot_take_over_an_account_linked_elsewhere(sandbox, make_relay):
+    # Alice is signed in from her own Slack account; Mallory (Bob's Slack account here) forwards
+    # her his own sign-in link, and she types her password into it.
+    sb = sandbox
+    relay = start_relay(make_relay, sb)
+    assert submit_signin(relay, new_state(relay, sb, "alice"), "alice", sb["alice"].password).status_code == 200
+    forwarded = new_state(relay, sb, "bob")
+    r = submit_signin(relay, forwarded, "alice", sb["alice"].password)
+    assert r.status_code == 409 and "already linked to another Slack account" in r.text
+    rows = relay.db.execute("SELECT slack_user, ss_user_id FROM slack_links").fetchall()
+    assert [tuple(x) for x in rows] == [(sb["alice"].slack_id, sb["alice"].ss_id)]
+    assert relay.interactions.sessions.ss_user_id(sb["bob"].slack_id) is None
+    # the token SS issued for the refused sign-in was revoked
+    assert sb.ss.calls_to("/api/v1/oauth-expiration", "POST")

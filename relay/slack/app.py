@@ -78,7 +78,7 @@ def build_app(cfg, handlers: "Interactions") -> App:
     app = App(client=client, authorize=authorize, signing_secret=cfg.slack.signing_secret.value or "unused",
               process_before_response=True, token_verification_enabled=False,
               request_verification_enabled=cfg.slack.mode == "http",
-              logger=logging.getLogger("relay.slack.bolt"))
+              logger=logging.getLogger("slack_bolt.relay"))
 
     @app.middleware
     def drop_event_retries(body, next):
@@ -166,6 +166,7 @@ class Interactions:
                                    cache_ttl=timedelta(hours=cfg.users.email_cache_hours))
         self.public_url = cfg.http.public_url.rstrip("/")
         self.signing_secret = cfg.slack.signing_secret.value
+        self._names: dict[str, str] = {}
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssrelay-click")
         self.fast = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssrelay-modal")
         # ---- secrets in Slack (issue 4): search, recent secrets, launch, request access
@@ -173,7 +174,8 @@ class Interactions:
         self.secret_flows = secret_flows.SecretFlows(self)
         # ---- end secrets in Slack
         self.app = build_app(cfg, self)
-        self.signin = SignInPages(self.sessions, relay.people_ss, self.on_signed_in)
+        self.signin = SignInPages(self.sessions, relay.people_ss, self.on_signed_in,
+                                  slack_name=self.slack_display_name)
         self._home_locks: dict[str, threading.Lock] = {}
         self._home_locks_lock = threading.Lock()
         self._team_id = ""
@@ -198,7 +200,7 @@ class Interactions:
         if self.cfg.slack.mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
             self._socket = SocketModeHandler(self.app, app_token=self.cfg.slack.app_token.value,
-                                             logger=logging.getLogger("relay.slack.socket_mode"))
+                                             logger=logging.getLogger("slack_sdk.socket_mode.relay"))
             self._socket.connect()
             log.info("socket mode connected")
 
@@ -214,14 +216,19 @@ class Interactions:
         if isinstance(self.db, ThreadLocalDb):
             self.db.close()
 
-    def _submit(self, fn, *args, **kwargs):
+    def _submit_fast(self, fn, *args, **kwargs):
+        """Modal work bound to a trigger (views.open within 3 s): its own small pool, logged
+        like any other work."""
+        return self._submit(fn, *args, _pool=self.fast, **kwargs)
+
+    def _submit(self, fn, *args, _pool=None, **kwargs):
         def run():
             try:
                 fn(*args, **kwargs)
             except Exception:
                 log.exception("interaction work failed", extra={"work": getattr(fn, "__name__", "?")})
         try:
-            return self.pool.submit(run)
+            return (_pool or self.pool).submit(run)
         except RuntimeError:   # shutting down
             log.warning("interaction dropped: the relay is stopping")
             return None
@@ -295,7 +302,7 @@ class Interactions:
         if self.cfg.approvals.ask_reason and kind in (act.APPROVE, act.DENY):
             trigger = body.get("trigger_id")
             if isinstance(trigger, str) and trigger:
-                self.fast.submit(self._open_reason_modal, trigger, kind, request_id, source)
+                self._submit_fast(self._open_reason_modal, trigger, kind, request_id, source)
                 return
         self._submit(self.run_action, user, team, kind, request_id, "", source)
 
@@ -478,18 +485,36 @@ class Interactions:
                 pass
         return self._team_id
 
+    def slack_display_name(self, slack_user: str) -> str:
+        """How the sign-in page names the Slack account being linked (users.info, cached)."""
+        name = self._names.get(slack_user)
+        if name is None:
+            try:
+                user = self.slack.call("users.info", user=slack_user).get("user") or {}
+                profile = user.get("profile") or {}
+                name = profile.get("real_name") or user.get("real_name") or user.get("name") or ""
+                handle = profile.get("display_name") or user.get("name") or ""
+                if handle and handle != name:
+                    name = f"{name} (@{handle})" if name else f"@{handle}"
+            except SlackError:
+                return slack_user
+            self._names[slack_user] = name
+        return name or slack_user
+
     def ss_user_for(self, slack_user: str) -> int | None:
         """The SS user behind a Slack user: the sign-in link, else the e-mail match."""
         linked = self.sessions.ss_user_id(slack_user)
         if linked is not None:
             return linked
-        row = self.db.execute(
-            "SELECT p.id FROM people p JOIN slack_directory d ON lower(p.email) = d.email "
-            "WHERE d.slack_user = ? ORDER BY p.fetched_at DESC LIMIT 1", [slack_user]).fetchone()
-        if row:
-            return row[0]
         if not self.cfg.users.match_by_email:
             return None
+        fresh = (_now() - timedelta(hours=self.cfg.users.email_cache_hours)).isoformat()
+        row = self.db.execute(
+            "SELECT p.id FROM people p JOIN slack_directory d ON lower(p.email) = d.email "
+            "WHERE d.slack_user = ? AND d.looked_up_at > ? ORDER BY p.fetched_at DESC LIMIT 1",
+            [slack_user, fresh]).fetchone()
+        if row:
+            return row[0]
         email = self._emails.get(slack_user)
         if email is None:   # users.info once per person and process (never on the ack path)
             try:

@@ -184,7 +184,7 @@ class SecretFlows:
     # ------------------------------------------------------------------ search
     def on_shortcut(self, body: dict) -> None:
         user, team = body["user"]["id"], self.h._team_of(body)
-        self.h.fast.submit(self._open_search, body, user, team)
+        self.h._submit_fast(self._open_search, body, user, team)
 
     def _open_search(self, body: dict, user: str, team: str) -> None:
         # no SS call before views.open: the trigger lasts 3 seconds
@@ -218,7 +218,7 @@ class SecretFlows:
             log.warning("launch click without a secret id")
             return
         user, team = body["user"]["id"], self.h._team_of(body)
-        self.h.fast.submit(self._start_launch, body, user, team, secret_id)
+        self.h._submit_fast(self._start_launch, body, user, team, secret_id)
 
     def _start_launch(self, body: dict, user: str, team: str, secret_id: int) -> None:
         if not self.h.sessions.has_session(user):
@@ -275,7 +275,7 @@ class SecretFlows:
         if secret_id is None:
             return
         user, team = body["user"]["id"], self.h._team_of(body)
-        self.h.fast.submit(self._start_request, body, user, team, secret_id)
+        self.h._submit_fast(self._start_request, body, user, team, secret_id)
 
     def _start_request(self, body: dict, user: str, team: str, secret_id: int) -> None:
         if not self.h.sessions.has_session(user):

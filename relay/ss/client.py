@@ -329,12 +329,14 @@ class SecretServerClient(_Reads):
         if domain:
             form["domain"] = domain
         headers = {"OTP": otp} if otp else None
-        return self._token(form, headers, AuthenticationFailed)
+        # An OTP is single use: a retried grant would be refused even when the first went through.
+        return self._token(form, headers, AuthenticationFailed, idempotent=not otp)
 
     def refresh_user(self, refresh_token: str) -> TokenSet:
         """Refresh grant (refresh tokens are single use). 400 -> SessionExpired."""
+        # Refresh tokens are single use: never repeat a refresh whose answer was lost.
         return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token},
-                           None, SessionExpired)
+                           None, SessionExpired, idempotent=False)
 
     def revoke(self, token: str) -> None:
         """Ends an SS session (POST /api/v1/oauth-expiration). An already dead token is fine."""
@@ -347,10 +349,11 @@ class SecretServerClient(_Reads):
                 on_refresh: Callable[[TokenSet], None] | None = None) -> "UserApi":
         return UserApi(self, tokens, on_refresh)
 
-    def _token(self, form: dict, headers: dict | None, error: type[AuthenticationFailed]) -> TokenSet:
+    def _token(self, form: dict, headers: dict | None, error: type[AuthenticationFailed], *,
+               idempotent: bool) -> TokenSet:
         try:
             data = self._request("POST", TOKEN_PATH, data=form, headers=headers, token=None,
-                                 idempotent=True)
+                                 idempotent=idempotent)
         except RequestRejected as e:
             raise self._auth_error(e, error) from None
         except AccessDenied as e:

@@ -15,7 +15,7 @@ def json_response(status: int, body: dict) -> tuple[int, list[tuple[str, str]], 
     return status, [("Content-Type", "application/json")], json.dumps(body).encode()
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
             413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 

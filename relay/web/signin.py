@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from ..errors import AuthenticationFailed, SecretServerError
 from ..model import Person
-from ..sessions import Sessions, SignInState
+from ..sessions import LinkConflict, Sessions, SignInState
 from ..ss.client import SecretServerClient
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,14 @@ def _page(title: str, body: str) -> bytes:
 
 
 def form_page(state: str, *, username: str = "", domain: str = "", error: str = "",
-              otp_wanted: bool = False) -> bytes:
+              otp_wanted: bool = False, slack_name: str = "") -> bytes:
     err = (f'<p class="error" role="alert" id="error">{E(error)}</p>' if error else "")
     described = ' aria-describedby="error"' if error else ""
     otp_hint = ("This account needs a one-time password." if otp_wanted
                 else "Only if your account uses two-factor authentication.")
     body = f"""<h1>Sign in to Secret Server</h1>
 <p>Sign in once so that Slack can approve, deny and cancel requests as you, with your own Secret Server permissions.</p>
+<p class="who">This links your Secret Server account to the Slack account <strong>{E(slack_name or "that asked for this link")}</strong>. If that is not you, close this page: someone may have forwarded you their link.</p>
 {err}
 <form method="post" action="signin" autocomplete="off">
 <input type="hidden" name="state" value="{E(state)}">
@@ -93,6 +94,10 @@ def done_page(person: Person, pending: bool) -> bytes:
 {then}<p>You can close this window and go back to Slack.</p>""")
 
 
+LINKED_ELSEWHERE = ("This Secret Server account is already linked to another Slack account. "
+                    "Log off there first (Home tab of the app, Log off), then use this link again.")
+
+
 def _field(form: dict, name: str) -> str:
     v = form.get(name, [""])[-1]
     return v[:FIELD_LIMIT] if name != "password" else v[:4096]
@@ -102,17 +107,20 @@ class SignInPages:
     """GET and POST handlers for the WebApp router."""
 
     def __init__(self, sessions: Sessions, ss: SecretServerClient,
-                 on_signed_in: Callable[[SignInState, Person], None]):
+                 on_signed_in: Callable[[SignInState, Person], None],
+                 slack_name: Callable[[str], str] = lambda slack_user: ""):
         self.sessions = sessions
         self.ss = ss
         self.on_signed_in = on_signed_in
+        self.slack_name = slack_name     # display name of the Slack user a state belongs to
 
     def get(self, environ: dict):
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         state = (query.get("state") or [""])[-1]
-        if self.sessions.peek_state(state) is None:
+        found = self.sessions.peek_state(state)
+        if found is None:
             return 400, HEADERS, invalid_page()
-        return 200, HEADERS, form_page(state)
+        return 200, HEADERS, form_page(state, slack_name=self.slack_name(found.slack_user))
 
     def post(self, environ: dict):
         try:
@@ -128,7 +136,7 @@ class SignInPages:
 
         def again(status: int, error: str, otp_wanted: bool = False):
             return status, HEADERS, form_page(state, username=username, domain=domain, error=error,
-                                              otp_wanted=otp_wanted)
+                                              otp_wanted=otp_wanted, slack_name=self.slack_name(found.slack_user))
 
         if not username or not password:
             return again(200, "Enter your Secret Server username and password.")
@@ -150,11 +158,18 @@ class SignInPages:
             log.warning("sign-in: could not read the current user", extra={"error": type(exc).__name__})
             self._revoke(tokens.access_token)
             return again(503, "Secret Server could not be reached. Try again in a moment.")
+        if self.sessions.linked_elsewhere(found.slack_user, person.id):
+            self._revoke(tokens.access_token)
+            return again(409, LINKED_ELSEWHERE)
         used = self.sessions.consume_state(state)
         if used is None:          # another submission of the same link won the race
             self._revoke(tokens.access_token)
             return 400, HEADERS, invalid_page()
-        self.sessions.link(used.slack_user, used.slack_team, person, tokens)
+        try:
+            self.sessions.link(used.slack_user, used.slack_team, person, tokens)
+        except LinkConflict:      # linked elsewhere in between: refuse, as above
+            self._revoke(tokens.access_token)
+            return 409, HEADERS, form_page(state, error=LINKED_ELSEWHERE)
         try:
             self.on_signed_in(used, person)
         except Exception:   # the sign-in itself succeeded; the follow-up is logged, not shown
