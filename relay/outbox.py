@@ -76,6 +76,12 @@ class Outbox:
     def claim(self, n: Notification) -> bool:
         """Take the row for sending. False if someone else did, or it was superseded."""
         with self.db.atomic():
+            # An approval message for a request that was settled meanwhile is moot (it may have
+            # gone back to pending after a failed attempt, after the poll superseded the rest).
+            self.db.execute(
+                "UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = 'request no longer pending' "
+                "WHERE id = ? AND state = 'pending' AND event = 'approval_requested' AND request_id NOT IN "
+                "(SELECT id FROM access_requests WHERE status = 'Pending' AND gone = 0)", [_now().isoformat(), n.id])
             return self.db.execute(
                 "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ? AND state = 'pending'",
                 [n.id]).rowcount == 1

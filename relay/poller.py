@@ -37,6 +37,7 @@ class RelayReader(Protocol):
     def group_members(self, group_id: int) -> tuple[Person, ...]: ...
     def get_user(self, user_id: int) -> Person: ...
     def folder_name(self, folder_id: int) -> str: ...
+    def current_user(self) -> Person: ...
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Poller:
         self._folders: dict[int, tuple[str, float]] = {}
         self._caught_up = False
         self._self_id: int | None = None
+        self.last_success: datetime | None = None     # of this process (readiness)
         self.listeners: list[Callable[[PollResult], None]] = []
 
     def poll_once(self) -> PollResult:
@@ -74,9 +76,22 @@ class Poller:
             with self.db.atomic():
                 snapshot.set_state(self.db, "last_poll_error", f"{self.clock().isoformat()} {kind}: {exc}")
             log.warning("poll abandoned", extra={"reason": kind, "error": str(exc)})
+            self._caught_up = False     # decisions made during the gap are looked for again
+            return PollResult(ok=False, error=f"{kind}: {exc}")
+        except Exception as exc:        # a bug or a local failure (database): say so, try next time
+            kind = type(exc).__name__
+            self.metrics.poll_failures.labels(kind).inc()
+            log.exception("poll failed", extra={"reason": kind})
+            try:
+                with self.db.atomic():
+                    snapshot.set_state(self.db, "last_poll_error", f"{self.clock().isoformat()} {kind}: {exc}")
+            except Exception:
+                pass
+            self._caught_up = False
             return PollResult(ok=False, error=f"{kind}: {exc}")
         finally:
             self.metrics.poll_duration.observe(time.perf_counter() - started)
+        self.last_success = self.clock()
         self.metrics.pending_requests.set(result.listed)
         self.metrics.last_poll.set(self.clock().timestamp())
         for listener in self.listeners:
@@ -103,11 +118,20 @@ class Poller:
             try:
                 steps = self.ss.step_reviewers(rid)
             except AccessDenied:
-                steps = ()
+                # Not stored this cycle (no reviewers known): read again at the next poll.
+                log.warning("reviewers of a request are not readable by the relay account",
+                            extra={"request_id": rid})
+                continue
             ids: set[int] = set()
             for step in steps:
                 if step.group_id not in group_cache:
-                    group_cache[step.group_id] = self.ss.group_members(step.group_id)
+                    try:
+                        group_cache[step.group_id] = self.ss.group_members(step.group_id)
+                    except AccessDenied:
+                        # One unreadable group must not silence every other reviewer.
+                        log.warning("reviewer group not readable by the relay account",
+                                    extra={"group_id": step.group_id, "request_id": rid})
+                        group_cache[step.group_id] = ()
                 for person in group_cache[step.group_id]:
                     if person.id == self._self_id:
                         continue

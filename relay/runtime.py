@@ -143,6 +143,9 @@ class Relay:
     def _after_poll(self, result: PollResult) -> None:
         if result.added:
             self.delivery.wake.set()
+        self._measure_outbox()
+
+    def _measure_outbox(self) -> None:
         backlog = Outbox(self.db).backlog()
         for state in ("pending", "sending", "sent", "dead", "superseded"):
             self.metrics.outbox_depth.labels(state).set(backlog.get(state, 0))
@@ -162,12 +165,12 @@ class Relay:
 
     def readiness(self) -> tuple[bool, list[str]]:
         problems = []
-        last = snapshot.get_state(self.db, "last_successful_poll")
+        last = self.poller.last_success      # this process's, not a previous run's (in the DB)
         limit = 3 * self.cfg.poll.interval_seconds
         if last is None:
             problems.append("no successful poll of Secret Server yet")
         else:
-            age = (datetime.now(timezone.utc) - datetime.fromisoformat(last)).total_seconds()
+            age = (datetime.now(timezone.utc) - last).total_seconds()
             if age > limit:
                 err = snapshot.get_state(self.db, "last_poll_error") or ""
                 problems.append(f"last successful poll was {age:.0f}s ago (limit {limit:g}s); {err}".strip("; "))
@@ -197,9 +200,7 @@ class Relay:
         return json_response(200 if ok else 503, {"ready": ok, "problems": problems})
 
     def metrics_page(self, environ: dict):
-        backlog = Outbox(self.db).backlog()
-        for state in ("pending", "sending", "sent", "dead", "superseded"):
-            self.metrics.outbox_depth.labels(state).set(backlog.get(state, 0))
+        self._measure_outbox()
         self.metrics.linked_users.set(self.db.execute("SELECT COUNT(*) FROM slack_links").fetchone()[0])
         self.metrics.unmapped_reviewers.set(self.db.execute("SELECT COUNT(*) FROM unmapped_people").fetchone()[0])
         return 200, [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], self.metrics.render()

@@ -57,7 +57,9 @@ def test_secret_server_outage_never_looks_like_cancellations(sandbox, make_relay
     before = len(sandbox.slack.calls)
     sandbox.ss.fail(LISTING, status=503, times=1000)
     cycle(relay, expect_ok=False)
+    sandbox.ss.clear_faults()
     sandbox.ss.fail(LISTING, status=200, body=b"{not json", times=1)
+    assert "SecretServerBadResponse" in cycle(relay, expect_ok=False).error
     assert len(sandbox.slack.calls) == before
     pending = relay.db.execute("SELECT COUNT(*) FROM access_requests WHERE status = 'Pending'").fetchone()[0]
     assert pending == 2
@@ -192,3 +194,62 @@ def test_logs_never_contain_passwords_or_tokens(sandbox, make_relay, caplog):
     for secret in [scenario.RELAY_PASSWORD, scenario.BOT_TOKEN, scenario.SIGNING_SECRET,
                    *sandbox.ss.issued_tokens(), *sandbox.ss.secret_field_values()]:
         assert secret not in text
+
+
+def test_a_reviewer_group_the_relay_cannot_read_does_not_silence_the_others(sandbox, make_relay):
+    # A second approver group for prod-db, which SS will not show the relay account.
+    relay = make_relay()
+    ask_many(sandbox, 1)
+    blocked = sandbox.groups["approvers"]
+    sandbox.ss.fail(rf"/api/v1/groups/{blocked}/users$", status=400,
+                    body={"errorCode": "API_AccessDenied", "message": "Access denied"}, times=1)
+    carol = sandbox.add_person("carol", display_name="Carol Approver")
+    sandbox.ss.add_to_group(sandbox.groups["approvers"], carol.ss_id)
+    other = sandbox.ss.add_group("Other approvers", [carol.ss_id, sandbox.relay_ss_id])
+    rid = sandbox.ss.create_request(sandbox.secrets["wiki-admin"], sandbox["rita"].ss_id, comment="y",
+                                    steps=[[blocked, other]])
+    result = cycle(relay)
+    asked = {c.args["user"] for c in sandbox.slack.calls_to("chat.postEphemeral")
+             if f"'value': '{rid}'" in repr(c.args["blocks"])}
+    assert carol.slack_id in asked, result
+
+
+def test_an_approval_message_that_failed_until_the_request_was_settled_is_not_sent(sandbox, make_relay):
+    relay = make_relay()
+    (rid,) = ask_many(sandbox, 1)
+    sandbox.slack.fail("chat.postEphemeral", status=503, times=None)
+    cycle(relay)                                 # both approval messages are waiting to be retried
+    sandbox.ss.deny(rid, sandbox["alice"].ss_id, "no")
+    relay.poller.poll_once()                     # the request is settled
+    sandbox.slack.clear_faults()
+    relay.delivery.clock = lambda: datetime.now(timezone.utc) + timedelta(minutes=10)
+    while relay.delivery.deliver_due():
+        pass
+    assert [c for c in sandbox.slack.calls_to("chat.postEphemeral") if c.ok] == []
+    assert Outbox(relay.db).backlog().get("superseded") == 2
+
+
+def test_an_unexpected_error_while_sending_dead_letters_the_row_instead_of_leaving_it_stuck(sandbox, make_relay):
+    relay = make_relay()
+    ask_many(sandbox, 1)
+    relay.delivery.secret_url = lambda secret_id: 1 / 0     # a bug in building the message
+    cycle(relay)
+    backlog = Outbox(relay.db).backlog()
+    assert backlog == {"dead": 2}
+    assert all(d["reason"] == "internal error: ZeroDivisionError" for d in Outbox(relay.db).dead_letters())
+
+
+def test_catch_up_runs_again_after_failed_polls(sandbox, make_relay):
+    relay = make_relay()
+    relay.ss.retry_seconds = 0.2
+    cycle(relay)
+    sandbox.ss.fail(LISTING, status=503, times=1000)
+    cycle(relay, expect_ok=False)
+    # While polls fail, a request is created and approved in SS.
+    (rid,) = ask_many(sandbox, 1)
+    sandbox.ss.approve(rid, sandbox["bob"].ss_id, "while polls failed",
+                       expiration=datetime.now(timezone.utc) + timedelta(hours=1))
+    sandbox.ss.clear_faults()
+    cycle(relay)
+    (told,) = sandbox.slack.messages(sandbox["rita"].slack_id)
+    assert "while polls failed" in repr(told)

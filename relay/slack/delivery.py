@@ -92,6 +92,12 @@ class Delivery:
         except SlackError as exc:
             self._failed(n, exc, exc.method)
             return
+        except Exception as exc:   # a bug or a local failure: never leave the row `sending`
+            log.exception("notification could not be built or sent", extra={"event": n.event,
+                                                                             "request_id": n.request_id})
+            self.outbox.dead(n, f"internal error: {type(exc).__name__}")
+            self.metrics.deliveries.labels("none", "internal_error").inc()
+            return
         self.outbox.sent(n, slack_user, note)
         self.metrics.deliveries.labels(method, "ok").inc()
         log.info("notification delivered", extra={"event": n.event, "request_id": n.request_id,
@@ -120,7 +126,11 @@ class Delivery:
             text, blks = blocks.approval_card(req, ctx, secret_url=url, default_hours=self.default_hours)
             if self.mode == "dm":
                 data = self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
-                self.outbox.save_card(req.id, n.recipient, data["channel"], data["ts"])
+                try:
+                    self.outbox.save_card(req.id, n.recipient, data["channel"], data["ts"])
+                except Exception:   # the card is out: it is sent, though it cannot be edited later
+                    log.exception("card posted but not recorded", extra={"request_id": req.id})
+                    return "chat.postMessage", "card not recorded: later changes come as new messages"
                 return "chat.postMessage", None
             channel = self.directory.dm_channel(slack_user)
             self.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)

@@ -19,13 +19,6 @@ import sqlite_utils
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-class SchemaOutOfDate(RuntimeError):
-    def __init__(self, pending: list[str]):
-        self.pending = pending
-        super().__init__("database schema is not up to date; run `ssrelay migrate` "
-                         f"(pending: {', '.join(pending)})")
-
-
 class Database(sqlite_utils.Database):
     """sqlite-utils' Database whose outermost `atomic()` starts with BEGIN IMMEDIATE: the
     write lock is taken up front (waiting up to busy_timeout), so two connections writing at
@@ -102,12 +95,6 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
                        [name, datetime.now(timezone.utc).isoformat()])
         ran.append(name)
     return ran
-
-
-def require_current(db: sqlite_utils.Database) -> None:
-    todo = pending(db)
-    if todo:
-        raise SchemaOutOfDate(todo)
 
 
 def _statements(sql: str) -> list[str]:
