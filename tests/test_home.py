@@ -98,7 +98,7 @@ def test_app_home_opened_publishes_each_persons_view_and_skips_identical_ones(sa
     assert f'"block_id": "home:{rid}"' in text(call.args["view"])
     # opening again with nothing changed: no publish
     send_event(relay, home_opened(sb, "alice"))
-    relay.interactions.pool.submit(lambda: None).result(timeout=5)
+    assert relay.interactions.wait_idle(timeout=10)
     wait_until(lambda: relay.interactions.home_skipped >= 1, what="a skipped publish")
     assert len(sb.slack.calls_to("views.publish")) == 2
 
@@ -132,7 +132,7 @@ def test_after_a_poll_only_the_people_concerned_get_a_new_home(sandbox, make_rel
     rid = new_request(sb, "wiki-admin")
     poll_now(relay)
     calls = sb.slack.wait_for("views.publish", count=3)
-    relay.interactions.pool.submit(lambda: None).result(timeout=5)
+    assert relay.interactions.wait_idle(timeout=10)
     assert sorted(c.args["user_id"] for c in sb.slack.calls_to("views.publish")) == sorted(
         sb[w].slack_id for w in ("rita", "alice", "bob"))
     assert all(str(rid) in text(c.args["view"]) for c in calls)

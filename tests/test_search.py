@@ -126,7 +126,7 @@ def test_views_open_comes_before_any_secret_server_call(sandbox, make_relay):
     sb = sandbox
     relay = relay_for_secrets(make_relay, sb)
     sign_in(relay, sb, "alice")
-    relay.interactions.pool.submit(lambda: None).result(timeout=5)   # the sign-in's Home publish ran
+    assert relay.interactions.wait_idle(timeout=10)   # the sign-in's Home publish ran
     # Secret Server hangs on every call from now on
     release = threading.Event()
     sb.ss.fail(r".", hang=release, times=1000)

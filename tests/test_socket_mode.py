@@ -49,7 +49,7 @@ def test_approve_over_socket_mode_with_a_reconnect(sandbox, make_relay, socket_m
     sm.wait_for_ack(sm.send_events_api(event))
     sm.wait_for_ack(sm.send_events_api(event, retry_attempt=1, retry_reason="timeout"))
     sb.slack.wait_for("views.publish", lambda c: c.args["user_id"] == sb["bob"].slack_id)
-    relay.interactions.pool.submit(lambda: None).result(timeout=5)
+    assert relay.interactions.wait_idle(timeout=10)
     assert len([c for c in sb.slack.calls_to("views.publish") if c.args["user_id"] == sb["bob"].slack_id]) == 1
     alice_home = sb.slack.home_view(sb["alice"].slack_id)
     assert "You denied access to wiki-admin" in str(alice_home) and "Log off" in str(alice_home)

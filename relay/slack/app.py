@@ -167,6 +167,8 @@ class Interactions:
         self.public_url = cfg.http.public_url.rstrip("/")
         self.signing_secret = cfg.slack.signing_secret.value
         self._names: dict[str, str] = {}
+        self._idle = threading.Condition()
+        self._in_flight = 0
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssrelay-click")
         self.fast = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssrelay-modal")
         # ---- secrets in Slack (issue 4): search, recent secrets, launch, request access
@@ -227,11 +229,25 @@ class Interactions:
                 fn(*args, **kwargs)
             except Exception:
                 log.exception("interaction work failed", extra={"work": getattr(fn, "__name__", "?")})
+            finally:
+                with self._idle:
+                    self._in_flight -= 1
+                    self._idle.notify_all()
+        with self._idle:
+            self._in_flight += 1
         try:
             return (_pool or self.pool).submit(run)
         except RuntimeError:   # shutting down
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
             log.warning("interaction dropped: the relay is stopping")
             return None
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until no submitted work is queued or running (tests, orderly stops)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     # ------------------------------------------------------------------ HTTP
     def verify(self, environ: dict, body: bytes) -> bool:
@@ -377,13 +393,7 @@ class Interactions:
         kind = "ephemeral" if container.get("is_ephemeral") else "message"
         return {"kind": kind, "response_url": response_url, "channel": channel, "ts": ts}
 
-    @staticmethod
-    def _metadata(view: dict) -> dict:
-        try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except ValueError:
-            return {}
-        return meta if isinstance(meta, dict) else {}
+    _metadata = staticmethod(secret_flows.view_metadata)
 
     @staticmethod
     def _reason(view: dict) -> str:

@@ -34,7 +34,7 @@ COMMENT_BLOCK = "comment"
 COMMENT_INPUT = "comment"
 TICKET_BLOCK = "ticket"
 TICKET_INPUT = "ticket"
-SIGNIN = "signin"                      # same action id as the Home tab's sign-in button
+SIGNIN = "signin"                      # same action id as the Home tab's sign-in button (home imports this module)
 
 TITLE_LIMIT = 24
 OPTION_TEXT_LIMIT = 75

@@ -40,7 +40,8 @@ def _int(value) -> int | None:
     return n if 0 < n < 2**31 else None
 
 
-def _metadata(view: dict) -> dict:
+def view_metadata(view: dict) -> dict:
+    """A view's private_metadata as a dict (ours, but still read defensively)."""
     try:
         meta = json.loads(view.get("private_metadata") or "{}")
     except ValueError:
@@ -251,7 +252,7 @@ class SecretFlows:
         self.h._submit(work)
 
     def on_prompt(self, ack, body: dict, view: dict) -> None:
-        meta = _metadata(view)
+        meta = view_metadata(view)
         secret_id, launcher_id = _int(meta.get("secret_id")), _int(meta.get("launcher_id"))
         value = _state_value(view, sv.PROMPT_BLOCK, sv.PROMPT_INPUT).strip()
         error = sec.validate_prompt(value)
@@ -292,7 +293,7 @@ class SecretFlows:
         self.h._submit(work)
 
     def on_request(self, ack, body: dict, view: dict) -> None:
-        meta = _metadata(view)
+        meta = view_metadata(view)
         secret_id = _int(meta.get("secret_id"))
         comment = _state_value(view, sv.COMMENT_BLOCK, sv.COMMENT_INPUT)
         ticket = _state_value(view, sv.TICKET_BLOCK, sv.TICKET_INPUT)
