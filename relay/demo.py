@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import sys
 import tempfile
-import threading
 from datetime import datetime, timedelta, timezone
 
 from .sandbox import scenario

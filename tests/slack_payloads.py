@@ -10,6 +10,8 @@ import uuid
 from urllib.parse import urlencode
 
 import requests
+
+from waiting import wait_until  # noqa: F401  (re-exported for the stories)
 from slack_sdk.signature import SignatureVerifier
 
 from relay.sandbox import scenario
@@ -150,22 +152,19 @@ def start_relay(make_relay, sb, **overrides):
     overrides.setdefault("POLL_INTERVAL_SECONDS", "3600")   # tests poll with poll_now()
     relay = make_relay(**overrides)
     relay.start()
-    deadline = time.monotonic() + 10
-    while relay.db.execute("SELECT value FROM relay_state WHERE key = 'last_successful_poll'").fetchone() is None:
-        assert time.monotonic() < deadline, "first poll did not finish"
-        time.sleep(0.02)
+    wait_until(lambda: relay.db.execute(
+        "SELECT value FROM relay_state WHERE key = 'last_successful_poll'").fetchone(), 10, "the first poll")
     drain(relay)
     return relay
 
 
 def drain(relay, timeout: float = 10) -> None:
     """Wait until the outbox has nothing pending or sending (the delivery thread works)."""
-    relay.delivery.wake.set()
-    deadline = time.monotonic() + timeout
-    while relay.db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')").fetchone()[0]:
-        assert time.monotonic() < deadline, "outbox not drained"
+    def drained() -> bool:
         relay.delivery.wake.set()
-        time.sleep(0.02)
+        return not relay.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')").fetchone()[0]
+    wait_until(drained, timeout, "the outbox to drain")
 
 
 def poll_now(relay) -> None:
@@ -174,11 +173,3 @@ def poll_now(relay) -> None:
     drain(relay)
 
 
-def wait_until(check, timeout: float = 10, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)

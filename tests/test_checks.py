@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from relay import checks
-from relay.sandbox import scenario
 from relay.sandbox.socket_mode import SocketModeStandIn
 from relay.store import db as store
 

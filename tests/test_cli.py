@@ -44,10 +44,12 @@ def test_migrate_works_from_any_folder_and_is_idempotent(tmp_path):
 def test_status_reads_without_writing(tmp_path):
     env = {"SSRELAY_STORAGE_PATH": str(tmp_path / "x.db")}
     ssrelay("migrate", env=env, cwd=tmp_path)
-    before = (tmp_path / "x.db").stat().st_mtime_ns
+    db = tmp_path / "x.db"
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
     run = ssrelay("status", env=env, cwd=tmp_path)
     assert run.returncode == 0
     assert "pending requests:     0" in run.stdout and "last successful poll: never" in run.stdout
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
 
 
 def test_bad_config_names_the_key(tmp_path):

@@ -12,10 +12,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 
 import pytest
+
+from waiting import wait_until
 
 
 def start_relay(sandbox, db_path, **overrides):
@@ -28,16 +29,6 @@ def start_relay(sandbox, db_path, **overrides):
 def kill(proc):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        tick.wait(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def db_count(db_path, sql) -> int:
@@ -97,7 +88,7 @@ def test_killed_after_the_snapshot_commit_delivers_everything_once_after_restart
     sandbox.slack.fail("chat.postEphemeral", status=503, times=None)
     proc = start_relay(sandbox, db_path)
     try:
-        wait_until(lambda: db_count(db_path, "SELECT COUNT(*) FROM outbox") == 10, what="outbox rows")
+        wait_until(lambda: db_count(db_path, "SELECT COUNT(*) FROM outbox") == 10, 20, "outbox rows")
     finally:
         kill(proc)
     assert not [c for c in sandbox.slack.calls_to("chat.postEphemeral") if c.ok]
@@ -105,7 +96,7 @@ def test_killed_after_the_snapshot_commit_delivers_everything_once_after_restart
     sandbox.slack.clear_faults()
     proc = start_relay(sandbox, db_path)
     try:
-        wait_until(lambda: set(delivered(sandbox)) == expected, what="all deliveries")
+        wait_until(lambda: set(delivered(sandbox)) == expected, 20, "all deliveries")
         polls_after(db_path, 2)
     finally:
         kill(proc)
@@ -131,7 +122,7 @@ def test_killed_mid_delivery_resends_only_the_message_inside_the_slack_call(sand
     assert 3 <= sum(before.values()) < 10
     proc = start_relay(sandbox, db_path)
     try:
-        wait_until(lambda: set(delivered(sandbox)) == expected, what="all deliveries")
+        wait_until(lambda: set(delivered(sandbox)) == expected, 20, "all deliveries")
         polls_after(db_path, 2)
     finally:
         kill(proc)

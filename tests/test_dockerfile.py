@@ -37,7 +37,7 @@ def test_small_python_base():
 def test_runs_as_a_user_that_is_not_root():
     user = only("USER").split(":")[0]
     assert user not in ("root", "0", "")
-    assert f"useradd --system --uid 10001 --gid ssrelay" in TEXT
+    assert "useradd --system --uid 10001 --gid ssrelay" in TEXT
     # the USER line comes after everything that needs root
     words = [w for w, _ in instructions()]
     assert words.index("USER") > max(i for i, w in enumerate(words) if w == "RUN")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from slack_payloads import (TEAM, click_home, click_message, drain, form_body, home_opened, local,
+from slack_payloads import (click_home, click_message, form_body, home_opened, local,
                             poll_now, post, send, send_event, sign, sign_in, signin_link, start_relay,
                             submit_signin, view_submission, wait_until)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from waiting import wait_until
 from relay.sandbox.preview import Preview, mrkdwn, render_blocks
 
 ROOT = Path(__file__).parent.parent
@@ -115,10 +116,7 @@ def test_panel_creates_a_request_and_the_approvers_get_cards(preview):
     r = requests.post(preview.url + "api/ss/create", json={"requester": "rita", "secret": "wiki-admin",
                                                            "comment": "panel"}, timeout=10)
     rid = r.json()["id"]
-    deadline = time.monotonic() + 20
-    while len(sb.slack.messages(sb["bob"].slack_id)) <= before:
-        assert time.monotonic() < deadline, "bob got no card for the new request"
-        time.sleep(0.05)
+    wait_until(lambda: len(sb.slack.messages(sb["bob"].slack_id)) > before, 20, "bob's card for the new request")
     assert requests.post(preview.url + "api/ss/cancel", json={"id": rid}, timeout=10).status_code == 200
     assert sb.ss.get_request(rid)["status"] == "Canceled"
 

@@ -29,7 +29,6 @@ import struct
 import threading
 import time
 import uuid
-from typing import Any
 
 __all__ = ["SocketModeStandIn"]
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import sqlite_utils
 
-from ..errors import SlackError, SlackPermanentError, SlackRateLimited, SlackUnavailable
+from ..errors import SlackError, SlackPermanentError, SlackRateLimited
 from ..metrics import Metrics
 from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
