@@ -215,19 +215,25 @@ class Secrets:
         return Recent(found)
 
     # ------------------------------------------------------------------ launch
-    def launch_options(self, slack_user: str, secret_id: int) -> Step:
-        """What clicking Launch leads to: launched at once (one launcher, no prompt), a choice,
-        a prompt, or nothing launchable (with the reason)."""
+    def _read_launchers(self, slack_user: str, secret_id: int):
+        """(api, secret, launchers) as this person sees them, or the Step that explains why not."""
         try:
             api = self._api(slack_user)
-            secret = api.secret_summary(secret_id)
-            launchers = api.launchers(secret_id)
+            return api, api.secret_summary(secret_id), api.launchers(secret_id)
         except NeedsSignIn:
             return Step(SIGN_IN, secret_id)
         except SessionExpired:
             return self._expired(slack_user)
         except SecretServerError as exc:
             return Step(FAILED, secret_id, detail=ss_sentence(exc))
+
+    def launch_options(self, slack_user: str, secret_id: int) -> Step:
+        """What clicking Launch leads to: launched at once (one launcher, no prompt), a choice,
+        a prompt, or nothing launchable (with the reason)."""
+        read = self._read_launchers(slack_user, secret_id)
+        if isinstance(read, Step):
+            return read
+        api, secret, launchers = read
         if not launchers:
             return Step(NOTHING, secret_id, secret, detail=NO_LAUNCHER)
         if len(launchers) > 1:
@@ -241,16 +247,10 @@ class Secrets:
         """Launch `launcher_id` on `secret_id` as this person. Launchers are re-read (a click
         carries ids only); a prompted launcher without a value answers PROMPT, a value outside
         its restricted hosts INVALID."""
-        try:
-            api = self._api(slack_user)
-            secret = api.secret_summary(secret_id)
-            launchers = api.launchers(secret_id)
-        except NeedsSignIn:
-            return Step(SIGN_IN, secret_id)
-        except SessionExpired:
-            return self._expired(slack_user)
-        except SecretServerError as exc:
-            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+        read = self._read_launchers(slack_user, secret_id)
+        if isinstance(read, Step):
+            return read
+        api, secret, launchers = read
         launcher = next((x for x in launchers if x.launcher_id == int(launcher_id)), None)
         if launcher is None:
             return Step(NOTHING, secret_id, secret, detail=LAUNCHER_GONE if launchers else NO_LAUNCHER)
