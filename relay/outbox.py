@@ -1,10 +1,12 @@
 """The transactional outbox: notifications owed, claimed, sent, retried or dead-lettered.
 
 Rows are keyed by (request, event, recipient) and inserted with the poll's snapshot update
-(see store.snapshot.record_poll). A row is claimed (state `sending`, committed) before its
-Slack call and marked `sent` after it. A crash inside that call leaves the row `sending`;
-`recover()` at start-up sends it again: that single in-flight message is the one place a
-notification can arrive twice (documented in the README, tested in test_crash_safety.py).
+(see store.snapshot.record_poll). A row is claimed (state `sending`, committed, with the
+claiming process's id) before its Slack call and marked `sent` after it. A crash inside that
+call leaves the row `sending`; once that process's heartbeat is stale, `recover()` (run at
+start-up and on every tick) sends it again: that single in-flight message is the one place a
+notification can arrive twice (README "Delivery guarantees", tests/test_crash_safety.py). A
+live peer's in-flight rows are never taken over.
 """
 
 from __future__ import annotations
@@ -46,13 +48,32 @@ def backoff(attempts: int, rand: float | None = None) -> float:
 
 
 class Outbox:
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: sqlite_utils.Database, owner: str | None = None):
         self.db = db
+        self.owner = owner          # this process's id in relay_processes (None: anonymous)
 
-    def recover(self) -> int:
-        """At start-up: rows left `sending` by a crash go back to `pending`."""
+    def heartbeat(self, now: datetime | None = None) -> None:
+        """Say this process is alive (its claims are not to be taken over)."""
+        if self.owner is None:
+            return
+        stamp = (now or _now()).isoformat()
         with self.db.atomic():
-            return self.db.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'").rowcount
+            self.db.execute("INSERT INTO relay_processes (id, started_at, heartbeat_at) VALUES (?, ?, ?) "
+                            "ON CONFLICT(id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                            [self.owner, stamp, stamp])
+
+    def recover(self, alive_since: datetime) -> int:
+        """Rows left `sending` by a process whose last heartbeat is older than `alive_since`
+        (it crashed or stopped) go back to `pending`; a live peer's in-flight rows stay."""
+        with self.db.atomic():
+            n = self.db.execute(
+                "UPDATE outbox SET state = 'pending' WHERE state = 'sending' AND (claimed_by IS NULL OR "
+                "(claimed_by IS NOT ? AND claimed_by NOT IN "
+                "(SELECT id FROM relay_processes WHERE heartbeat_at >= ?)))",
+                [self.owner, alive_since.isoformat()]).rowcount
+            self.db.execute("DELETE FROM relay_processes WHERE heartbeat_at < ? AND id IS NOT ?",
+                            [(alive_since - timedelta(days=1)).isoformat(), self.owner])
+            return n
 
     def due(self, now: datetime | None = None, limit: int = 100) -> list[Notification]:
         """Pending rows whose time has come, oldest first, at most one per (request, recipient)
@@ -83,8 +104,8 @@ class Outbox:
                 "WHERE id = ? AND state = 'pending' AND event = 'approval_requested' AND request_id NOT IN "
                 "(SELECT id FROM access_requests WHERE status = 'Pending' AND gone = 0)", [_now().isoformat(), n.id])
             return self.db.execute(
-                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ? AND state = 'pending'",
-                [n.id]).rowcount == 1
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_by = ?, claimed_at = ? "
+                "WHERE id = ? AND state = 'pending'", [self.owner, _now().isoformat(), n.id]).rowcount == 1
 
     def sent(self, n: Notification, slack_user: str | None, note: str | None = None,
              now: datetime | None = None) -> None:

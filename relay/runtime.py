@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 POLL_RETRY_SECONDS = 30.0     # a poll may wait out a short SS hiccup before it is abandoned
 PEOPLE_RETRY_SECONDS = 5.0    # a person clicking or searching should hear back quickly
+# A relay whose heartbeat is older than 3 poll intervals (and at least this) has stopped: its
+# in-flight notifications are sent again by whoever runs next.
+MIN_HEARTBEAT_GRACE_SECONDS = 5.0
 
 
 def build_ss_client(cfg: Config, *, retry_seconds: float = POLL_RETRY_SECONDS) -> SecretServerClient:
@@ -57,13 +61,14 @@ class Relay:
         # shorter retry budget than the poll's; an outage becomes a sentence within seconds.
         self.people_ss = build_ss_client(cfg, retry_seconds=PEOPLE_RETRY_SECONDS)
         self.stop_event = threading.Event()
+        self.process_id = uuid.uuid4().hex     # owner of this process's outbox claims
         self.slack = SlackApi(make_client(cfg.slack.api_url, cfg.slack.bot_token.value),
                               Pacer(cfg.slack.rate_limits, stop=self.stop_event))
         self.directory = Directory(self.db, self.slack, match_by_email=cfg.users.match_by_email,
                                    cache_ttl=timedelta(hours=cfg.users.email_cache_hours))
         self.delivery = Delivery(self.db, self.slack, self.directory, mode=cfg.slack.approver_messages,
                                  secret_url=cfg.secret_url, default_hours=cfg.approvals.default_duration_hours,
-                                 metrics=self.metrics)
+                                 metrics=self.metrics, owner=self.process_id)
         policy = sync.Policy(reviewer_cards=cfg.slack.approver_messages == "dm",
                              notify_expiry=cfg.approvals.notify_expiry)
         self.poller = Poller(self.db, self.ss, policy=policy, catch_up_hours=cfg.poll.catch_up_hours,
@@ -86,12 +91,26 @@ class Relay:
         self._slack_ok: tuple[float, bool, str] = (0.0, False, "not checked yet")
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self, *, http: bool = True) -> "Relay":
-        recovered = Outbox(self.db).recover()
+    def tick(self) -> None:
+        """One scheduled round: say this process is alive, take back the in-flight
+        notifications of relays that stopped, poll."""
+        self.recover_stopped_peers()
+        self.poller.poll_once()
+
+    def recover_stopped_peers(self) -> int:
+        outbox = self.delivery.outbox
+        outbox.heartbeat()
+        stale = max(3 * self.cfg.poll.interval_seconds, MIN_HEARTBEAT_GRACE_SECONDS)
+        recovered = outbox.recover(alive_since=datetime.now(timezone.utc) - timedelta(seconds=stale))
         if recovered:
             log.warning("re-sending notifications interrupted by a stop", extra={"count": recovered})
+            self.delivery.wake.set()
+        return recovered
+
+    def start(self, *, http: bool = True) -> "Relay":
+        self.recover_stopped_peers()
         self._scheduler = BackgroundScheduler(timezone=timezone.utc)
-        self._scheduler.add_job(self.poller.poll_once, "interval", seconds=self.cfg.poll.interval_seconds,
+        self._scheduler.add_job(self.tick, "interval", seconds=self.cfg.poll.interval_seconds,
                                 id="poll", max_instances=1, coalesce=True,
                                 next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
         self._scheduler.start()
@@ -136,6 +155,11 @@ class Relay:
         server, self._server = self._server, None
         if server:
             server.close()      # after its loop stopped: no select() on a closed socket
+        try:                        # a clean stop: the next relay need not wait for our heartbeat
+            with self.db.atomic():
+                self.db.execute("DELETE FROM relay_processes WHERE id = ?", [self.process_id])
+        except Exception:
+            log.warning("could not withdraw this process's heartbeat")
         self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
         self.ss.close()
         self.people_ss.close()

@@ -122,7 +122,10 @@ def test_killed_mid_delivery_resends_only_the_message_inside_the_slack_call(sand
     assert 3 <= sum(before.values()) < 10
     proc = start_relay(sandbox, db_path)
     try:
-        wait_until(lambda: set(delivered(sandbox)) == expected, 20, "all deliveries")
+        # The claimed row is taken back once the killed relay's heartbeat is stale (3 intervals).
+        wait_until(lambda: set(delivered(sandbox)) == expected and db_count(
+            db_path, "SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0,
+            30, "all deliveries, the interrupted one included")
         polls_after(db_path, 2)
     finally:
         kill(proc)
@@ -132,3 +135,30 @@ def test_killed_mid_delivery_resends_only_the_message_inside_the_slack_call(sand
     assert twice == {(inflight.args["user"], rid)}, "only the in-flight message may repeat"
     assert counts[(inflight.args["user"], rid)] == 2
     assert set(counts) == expected
+
+
+def test_a_second_relay_never_takes_over_a_live_relays_message(sandbox, busy, tmp_path):
+    """Two relays on one database: the second one starting must not re-send what the first
+    one is sending right now."""
+    from relay.outbox import Outbox
+    from relay.runtime import Relay
+    db_path, expected = busy
+    first = Relay(sandbox.config(db_path))
+    second = None
+    released = threading.Event()
+    try:
+        first.poller.poll_once()
+        sandbox.slack.fail("chat.postEphemeral", hang=released, times=1)
+        worker = threading.Thread(target=first.delivery.deliver_due, kwargs={"limit": 1}, daemon=True)
+        first.recover_stopped_peers()          # first says it is alive
+        worker.start()
+        (inflight,) = sandbox.slack.wait_for("chat.postEphemeral", predicate=lambda c: not c.done,
+                                             in_flight=True, timeout=10)
+        second = Relay(sandbox.config(db_path))
+        assert second.recover_stopped_peers() == 0
+        assert Outbox(second.db).backlog().get("sending") == 1
+    finally:
+        released.set()
+        if second:
+            second.stop()
+        first.stop()

@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 class Delivery:
     def __init__(self, db: sqlite_utils.Database, api: SlackApi, directory: Directory, *,
                  mode: str, secret_url: Callable[[int], str], default_hours: float,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, owner: str | None = None):
         self.db = db
-        self.outbox = Outbox(db)
+        self.outbox = Outbox(db, owner)
         self.api = api
         self.directory = directory
         self.mode = mode
