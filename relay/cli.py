@@ -96,6 +96,7 @@ def cmd_status(args) -> int:
         "unmapped_people": [{"ss_user_id": u, "username": n, "reason": r} for u, n, r in unmapped],
         "last_successful_poll": last,
         "last_poll_error": get_state(db, "last_poll_error"),
+        "unreadable_reviewer_groups": json.loads(get_state(db, "unreadable_groups") or "null"),
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -110,6 +111,10 @@ def cmd_status(args) -> int:
     print(f"last successful poll: {last or 'never'}{age}")
     if report["last_poll_error"]:
         print(f"last poll error:      {report['last_poll_error']}")
+    if report["unreadable_reviewer_groups"]:
+        seen = report["unreadable_reviewer_groups"]
+        names = ", ".join(f"{name or 'group'} (#{gid})" for gid, name in seen["groups"].items())
+        print(f"unreadable reviewer groups (as of {seen['at']}): {names}; add the relay account to them")
     print(f"unmapped people:      {len(unmapped)}")
     for u in report["unmapped_people"]:
         print(f"  - {u['username']} (SS user {u['ss_user_id']}): {u['reason']}")

@@ -7,6 +7,7 @@ outage can never look like a wave of cancellations.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ class Poller:
         listing = {rid: index.request(rid) for rid in plan.reviewer_reads}   # parse only what changed
 
         group_cache: dict[int, tuple[Person, ...]] = {}
+        unreadable: dict[int, str] = {}     # reviewer groups SS will not show the relay account
         members: dict[int, Person] = {}
         reviewers: dict[int, tuple[int, ...]] = {}
         for rid in plan.reviewer_reads:
@@ -132,6 +134,7 @@ class Poller:
                         log.warning("reviewer group not readable by the relay account",
                                     extra={"group_id": step.group_id, "request_id": rid})
                         group_cache[step.group_id] = ()
+                        unreadable[step.group_id] = step.display_name
                 for person in group_cache[step.group_id]:
                     if person.id == self._self_id:
                         continue
@@ -167,6 +170,9 @@ class Poller:
             result = sync.diff(known, obs, told, self.policy)
             snapshot.remember_people(self.db, [people[i] for i in fetched], now)
             added = snapshot.record_poll(self.db, result, now=now, context=context)
+            if unreadable:      # for `ssrelay status`: whose members could not be asked
+                snapshot.set_state(self.db, "unreadable_groups", json.dumps(
+                    {"at": now.isoformat(), "groups": {str(k): v for k, v in sorted(unreadable.items())}}))
         self._caught_up = True
         changed = {ev.recipient for ev in result.events}
         for req, revs in result.upserts:

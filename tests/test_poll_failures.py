@@ -212,6 +212,9 @@ def test_a_reviewer_group_the_relay_cannot_read_does_not_silence_the_others(sand
     asked = {c.args["user"] for c in sandbox.slack.calls_to("chat.postEphemeral")
              if f"'value': '{rid}'" in repr(c.args["blocks"])}
     assert carol.slack_id in asked, result
+    import json
+    seen = json.loads(relay.db.execute("SELECT value FROM relay_state WHERE key = 'unreadable_groups'").fetchone()[0])
+    assert list(seen["groups"]) == [str(blocked)]
 
 
 def test_an_approval_message_that_failed_until_the_request_was_settled_is_not_sent(sandbox, make_relay):
