@@ -34,6 +34,7 @@ PEOPLE_RETRY_SECONDS = 5.0    # a person clicking or searching should hear back 
 # A relay whose heartbeat is older than 3 poll intervals (and at least this) has stopped: its
 # in-flight notifications are sent again by whoever runs next.
 MIN_HEARTBEAT_GRACE_SECONDS = 5.0
+HEARTBEAT_SECONDS = 2.0
 
 
 def build_ss_client(cfg: Config, *, retry_seconds: float = POLL_RETRY_SECONDS) -> SecretServerClient:
@@ -92,10 +93,20 @@ class Relay:
 
     # --- lifecycle -------------------------------------------------------------------------
     def tick(self) -> None:
-        """One scheduled round: say this process is alive, take back the in-flight
-        notifications of relays that stopped, poll."""
-        self.recover_stopped_peers()
+        """One scheduled round: take back the in-flight notifications of relays that stopped,
+        then poll."""
+        try:
+            self.recover_stopped_peers()
+        except Exception:       # e.g. the database is busy: the poll still runs
+            log.exception("could not check for stopped relays")
         self.poller.poll_once()
+
+    def heartbeat(self) -> None:
+        """Runs on its own schedule, so a long poll never makes this relay look stopped."""
+        try:
+            self.delivery.outbox.heartbeat()
+        except Exception:
+            log.exception("heartbeat not recorded")
 
     def recover_stopped_peers(self) -> int:
         outbox = self.delivery.outbox
@@ -113,6 +124,8 @@ class Relay:
         self._scheduler.add_job(self.tick, "interval", seconds=self.cfg.poll.interval_seconds,
                                 id="poll", max_instances=1, coalesce=True,
                                 next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
+        self._scheduler.add_job(self.heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat",
+                                max_instances=1, coalesce=True)
         self._scheduler.start()
         self._spawn("delivery", lambda: self.delivery.run(self.stop_event))
         if http:
