@@ -215,17 +215,21 @@ class Secrets:
         return Recent(found)
 
     # ------------------------------------------------------------------ launch
-    def _read_launchers(self, slack_user: str, secret_id: int):
-        """(api, secret, launchers) as this person sees them, or the Step that explains why not."""
+    def _as_person(self, slack_user: str, secret_id: int, read):
+        """`read(api)` with this person's session, or the Step that explains why it could not run."""
         try:
-            api = self._api(slack_user)
-            return api, api.secret_summary(secret_id), api.launchers(secret_id)
+            return read(self._api(slack_user))
         except NeedsSignIn:
             return Step(SIGN_IN, secret_id)
         except SessionExpired:
             return self._expired(slack_user)
         except SecretServerError as exc:
             return Step(FAILED, secret_id, detail=ss_sentence(exc))
+
+    def _read_launchers(self, slack_user: str, secret_id: int):
+        """(api, secret, launchers) as this person sees them, or the Step that explains why not."""
+        return self._as_person(slack_user, secret_id,
+                               lambda api: (api, api.secret_summary(secret_id), api.launchers(secret_id)))
 
     def launch_options(self, slack_user: str, secret_id: int) -> Step:
         """What clicking Launch leads to: launched at once (one launcher, no prompt), a choice,
@@ -304,14 +308,9 @@ class Secrets:
     # ------------------------------------------------------------------ request access
     def access_form(self, slack_user: str, secret_id: int) -> Step:
         """Before the request form: the secret as this person sees it."""
-        try:
-            secret = self._api(slack_user).secret_summary(secret_id)
-        except NeedsSignIn:
-            return Step(SIGN_IN, secret_id)
-        except SessionExpired:
-            return self._expired(slack_user)
-        except SecretServerError as exc:
-            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+        secret = self._as_person(slack_user, secret_id, lambda api: api.secret_summary(secret_id))
+        if isinstance(secret, Step):
+            return secret
         if not secret.requires_approval:
             return Step(NOT_NEEDED, secret_id, secret)
         return Step(FORM, secret_id, secret)
