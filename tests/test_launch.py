@@ -90,7 +90,10 @@ def test_several_launchers_let_the_user_pick(sandbox, make_relay):
 
 def test_a_prompted_launcher_asks_for_the_host(sandbox, make_relay):
     sb = sandbox
-    sid = add(sb, "db-shell", [launcher(31, "SSH", prompted=True, hosts=["db1.corp", "db2.corp"])])
+    # SS lists restricted hosts as categorized list items (LauncherDetailsV2.restrictedHosts)
+    sid = add(sb, "db-shell", [launcher(31, "SSH", prompted=True,
+                                        hosts=[{"category": "Database servers", "value": "db1.corp"},
+                                               {"category": "Database servers", "value": "db2.corp"}])])
     relay = relay_for_secrets(make_relay, sb)
     sign_in(relay, sb, "alice")
     send(relay, click_home(sb, "alice", search.LAUNCH, sid))

@@ -509,6 +509,22 @@ def test_search_falls_back_to_v2_when_v1_is_absent(ss, w, client):
                         ("/api/v2/secrets", 200)]       # v1 not asked again
 
 
+def test_restricted_hosts_are_read_as_their_values(ss, w, client):
+    # LauncherDetailsV2.restrictedHosts is a list of ICategorizedListItemValue objects
+    box = ss.add_secret("jump box", viewers=[w.alice], launchers=[
+        {"launcherId": 9, "launcherName": "SSH", "promptedField": True,
+         "restrictedHosts": [{"category": "Servers", "value": "srv01.corp"},
+                             {"category": "Lab", "value": "lab02.corp"}]}])
+    alice = as_user(client, "alice")
+
+    [launcher] = alice.launchers(box)
+
+    assert launcher.restricted_hosts == ("srv01.corp", "lab02.corp")
+    alice.launch(box, 9, launcher.restricted_hosts[0])
+    [call] = ss.calls_to(r"/api/v1/launchers/secret\Z", "POST")
+    assert call.body["promptFieldValue"] == "srv01.corp"
+
+
 # ---------------------------------------------------------------------- writes (PUT rules)
 def test_reviewer_approves_with_a_window(ss, w, client):
     rid = ss.create_request(w.db_secret, w.alice, comment="deploy")

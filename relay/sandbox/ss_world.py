@@ -58,6 +58,14 @@ def ss_time(dt: datetime | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}"
 
 
+def _categorized(host: Any) -> dict:
+    """A restricted host as SS lists it (`ICategorizedListItemValue`); world builders may
+    give a plain host name, which lands in the "Servers" category."""
+    if isinstance(host, dict):
+        return {"category": host.get("category"), "value": host.get("value")}
+    return {"category": "Servers", "value": str(host)}
+
+
 def parse_time(value: Any, name: str) -> datetime | None:
     """Parse an ISO-8601 date sent by a client; offset-less means UTC."""
     if value in (None, ""):
@@ -610,7 +618,8 @@ class World:
                      "application": None, "isCustom": False, "customLauncherId": None,
                      "promptedField": ({"name": "Machine", "promptableField": True}
                                        if x.get("promptedField") else None),
-                     "restrictedHost": None, "restrictedHosts": list(x.get("restrictedHosts", [])),
+                     "restrictedHost": bool(x.get("restrictedHosts")),
+                     "restrictedHosts": [_categorized(h) for h in x.get("restrictedHosts", [])],
                      "approvedList": None} for x in s.launchers]
             return self.page(rows, q)
 

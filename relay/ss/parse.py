@@ -218,4 +218,13 @@ def parse_launcher(data: Any, *, path: str = "") -> Launcher:
     return Launcher(launcher_id=_int(d, "launcherId", path, required=True),
                     name=_str(d, "launcherName", path),
                     prompted=bool(d.get("promptedField")),
-                    restricted_hosts=tuple(str(h) for h in hosts))
+                    restricted_hosts=tuple(dict.fromkeys(_host_value(h, path) for h in hosts)))
+
+
+def _host_value(item: Any, path: str) -> str:
+    """One `restrictedHosts` entry (`ICategorizedListItemValue`: `{"category", "value"}`):
+    its `value` is the host SS expects back as the launch's `promptFieldValue`."""
+    value = _obj(item, "restricted host", path).get("value")
+    if not isinstance(value, str) or not value.strip():
+        raise SecretServerBadResponse("restricted host without a value", path=path)
+    return value
