@@ -46,7 +46,8 @@ FAILED = "failed"            # SS could not be asked, or refused: `detail` says 
 NOTHING = "nothing"          # nothing launchable: the secret's page and `detail` (a plain reason)
 CHOOSE = "choose"            # several launchers: the person picks one
 PROMPT = "prompt"            # the launcher asks for a value (a host): ask in a modal
-LAUNCHED = "launched"        # SS started the launch: `url`
+LAUNCHED = "launched"        # SS started the launch: `url` opens it in a browser
+HANDOFF = "handoff"          # SS started the launch: `url` is for its launcher app on the person's computer
 FORM = "form"                # request access: show the form for `secret`
 INVALID = "invalid"          # the form needs fixing: `field_errors`
 CREATED = "created"          # the access request exists in SS: `request`
@@ -55,6 +56,50 @@ NOT_NEEDED = "not_needed"    # the secret does not need approval: open it in SS
 NO_LAUNCHER = "This secret has no launcher in Secret Server. Open it there instead."
 LAUNCHER_GONE = "That launcher is no longer available on this secret."
 NO_LINK = "Secret Server started the launch but gave no link Slack can open. Open the secret in Secret Server instead."
+LINK_MAX_CHARS = 2000            # a longer launch link is not shown as text (it would not survive a copy)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+@dataclass(frozen=True)
+class LaunchLink:
+    """Where a started launch can be opened: `url` "" when SS gave nothing usable;
+    `in_browser` True for an http(s) link, False for a link only SS's launcher app opens."""
+
+    url: str
+    in_browser: bool = False
+
+
+def launch_link(launched: dict, ss_base: str) -> LaunchLink:
+    """The link a person can open for SS's answer to POST /api/v1/launchers/secret
+    (`LaunchedSecretModel`). SS's API models describe `baseUrl` as "the url to the launcher",
+    `ssUrl` as "the query string for the launcher" and `encodedUrl` as "the url to Secret
+    Server": the launch link is `baseUrl` with `ssUrl` as its query (or `ssUrl` itself when it
+    is a whole URL). `encodedUrl`, and any link that is only SS's own address, launch nothing
+    and are never offered as a launch link."""
+    base = launched.get("baseUrl") if isinstance(launched.get("baseUrl"), str) else ""
+    query = launched.get("ssUrl") if isinstance(launched.get("ssUrl"), str) else ""
+    base, query = base.strip(), query.strip()
+    if _SCHEME.match(query) and "://" in query or query.lower().startswith("sslauncher:"):
+        url = query
+    elif _SCHEME.match(base):
+        q = query.lstrip("?&")
+        url = base + (("&" if "?" in base else "?") + q if q else "")
+    else:
+        return LaunchLink("")
+    if len(url) > LINK_MAX_CHARS or any(ord(c) < 33 for c in url):
+        return LaunchLink("")
+    web = url.lower().startswith(("https://", "http://"))
+    if web and _only_ss(url, ss_base):
+        return LaunchLink("")
+    return LaunchLink(url, in_browser=web)
+
+
+def _only_ss(url: str, ss_base: str) -> bool:
+    """True when `url` is just SS's address (its root, app shell or login page): opening it
+    launches nothing."""
+    u = url.split("#", 1)[0].split("?", 1)[0].rstrip("/").lower()
+    b = ss_base.rstrip("/").lower()
+    return u in (b + "/app", b + "/login.aspx", b + "/dashboard.aspx") or b.startswith(u)
 
 
 def validate_search(text: str | None) -> str:
@@ -155,6 +200,10 @@ class Secrets:
     # ------------------------------------------------------------------ helpers
     def _api(self, slack_user: str):
         return self.sessions.api_for(slack_user)     # NeedsSignIn
+
+    @property
+    def ss_base(self) -> str:
+        return self.sessions.ss.base_url
 
     def _expired(self, slack_user: str) -> Step:
         self.sessions.expired(slack_user)
@@ -283,13 +332,13 @@ class Secrets:
                         detail=f"Secret Server did not launch it: {_ss_message(exc) or 'refused'}")
         except SecretServerError as exc:
             return Step(FAILED, secret.id, secret, launcher=launcher, detail=ss_sentence(exc))
-        url = next((u for u in (launched.get("ssUrl"), launched.get("encodedUrl"))
-                    if isinstance(u, str) and u.lower().startswith(("https://", "http://"))), "")
+        link = launch_link(launched, self.ss_base)
         log.info("secret launched from slack", extra={"slack_user": slack_user, "secret_id": secret.id,
                                                       "launcher_id": launcher.launcher_id})
-        if not url:
+        if not link.url:
             return Step(NOTHING, secret.id, secret, launcher=launcher, detail=NO_LINK)
-        return Step(LAUNCHED, secret.id, secret, launcher=launcher, url=url)
+        return Step(LAUNCHED if link.in_browser else HANDOFF, secret.id, secret, launcher=launcher,
+                    url=link.url)
 
     def launchable(self, slack_user: str, secret_id: int) -> bool:
         """For the requester's "approved" message: False only when SS, asked as that person,

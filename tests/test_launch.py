@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from relay.secrets import LaunchLink, launch_link
 from relay.slack import search
 from secret_payloads import (click_in_modal, relay_for_secrets, shortcut, submission, submit, text,
                              top_modal, updated)
@@ -27,9 +28,10 @@ def launches_by(sb, who):
 
 
 def launched(view) -> str:
-    button = next(b["accessory"] for b in view["blocks"]
-                  if isinstance(b.get("accessory"), dict) and b["accessory"].get("action_id") == search.LAUNCH_OPEN)
-    return button["url"]
+    """The launch link a handoff modal shows as text (the block after LAUNCH_LINK's)."""
+    blocks = view["blocks"]
+    i = next(i for i, b in enumerate(blocks) if b.get("block_id") == search.LAUNCH_LINK)
+    return blocks[i + 1]["text"]["text"].strip("`")
 
 
 def approved_message(sb) -> dict:
@@ -56,9 +58,13 @@ def test_one_launcher_launches_at_once_from_the_search_results(sandbox, make_rel
     # Alice clicks Launch in the results: a modal is pushed at once, then the launch lands in it
     send(relay, click_in_modal(sb, "alice", search_id, search.LAUNCH, str(sid)))
     launch_id = top_modal(sb, "alice", method="views.push")
-    view = updated(sb, launch_id, lambda v: search.LAUNCH_OPEN in text(v))
+    view = updated(sb, launch_id, lambda v: search.LAUNCH_LINK in text(v))
+    # SS's answer is for its launcher app (baseUrl + ssUrl query): offered as text, with the
+    # secret's page as the way that works in a browser; no button that would do nothing
     url = launched(view)
-    assert url.startswith(sb.ss.base_url + "/app/#/launch/")
+    assert url.startswith("sslauncher:///?guid=")
+    assert search.LAUNCH_OPEN not in text(view)
+    assert relay.cfg.secret_url(sid) in text(view)
     [call] = launches_by(sb, "alice")
     assert call.body == {"secretId": sid, "launcherId": 11}
 
@@ -79,8 +85,8 @@ def test_several_launchers_let_the_user_pick(sandbox, make_relay):
     assert [(e["text"]["text"], e["value"]) for e in buttons] == [("Remote Desktop", f"{sid}:21"), ("SSH", f"{sid}:22")]
     assert launches_by(sb, "alice") == []
     send(relay, click_in_modal(sb, "alice", modal_id, search.LAUNCH_PICK, f"{sid}:22"))
-    view = updated(sb, modal_id, lambda v: search.LAUNCH_OPEN in text(v))
-    assert launched(view).startswith("http")
+    view = updated(sb, modal_id, lambda v: search.LAUNCH_LINK in text(v))
+    assert launched(view).startswith("sslauncher:")
     assert [c.body for c in launches_by(sb, "alice")] == [{"secretId": sid, "launcherId": 22}]
     # a forged pick (a launcher this secret does not have) launches nothing
     send(relay, click_in_modal(sb, "alice", modal_id, search.LAUNCH_PICK, f"{sid}:99"))
@@ -113,7 +119,7 @@ def test_a_prompted_launcher_asks_for_the_host(sandbox, make_relay):
     assert launches_by(sb, "alice") == []
     ack = submit(relay, submission(sb, "alice", modal_id, {(search.PROMPT_BLOCK, search.PROMPT_INPUT):
                                                             ("select", "db2.corp")}))
-    view = updated(sb, modal_id, lambda v: search.LAUNCH_OPEN in text(v))
+    view = updated(sb, modal_id, lambda v: search.LAUNCH_LINK in text(v))
     assert launched(view)
     assert [c.body for c in launches_by(sb, "alice")] == [
         {"secretId": sid, "launcherId": 31, "promptFieldValue": "db2.corp"}]
@@ -154,7 +160,7 @@ def test_approved_message_has_launch_that_runs_as_the_requester(sandbox, make_re
     # the relay account never read the secret
     assert [c for c in sb.ss.calls if "/secrets/" in c.path and c.user == "svc-slack-relay"] == []
     send(relay, click_message(sb, "rita", search.LAUNCH, sb.secrets["prod-db"], msg, ephemeral=False))
-    view = updated(sb, top_modal(sb, "rita"), lambda v: search.LAUNCH_OPEN in text(v))
+    view = updated(sb, top_modal(sb, "rita"), lambda v: search.LAUNCH_LINK in text(v))
     assert launched(view)
     assert [c.body for c in launches_by(sb, "rita")] == [{"secretId": sb.secrets["prod-db"], "launcherId": 7}]
 
@@ -184,3 +190,26 @@ def test_launch_click_without_a_session_signs_in_then_offers_launch_again(sandbo
                     what="the Launch button again")
     assert f'"value": "{sid}"' in text(dm[0]["blocks"])
     assert launches_by(sb, "alice") == []
+
+
+SS = "https://ss.corp/SecretServer"
+
+
+@pytest.mark.parametrize("answer, link", [
+    # baseUrl is the launcher's URL, ssUrl its query string (LaunchedSecretModel)
+    ({"baseUrl": "sslauncher:///", "ssUrl": "guid=ab12&url=x", "encodedUrl": "https%3A%2F%2Fss"},
+     LaunchLink("sslauncher:///?guid=ab12&url=x")),
+    ({"baseUrl": "https://web.corp/launch?x=1", "ssUrl": "guid=ab12"},
+     LaunchLink("https://web.corp/launch?x=1&guid=ab12", in_browser=True)),
+    ({"baseUrl": "", "ssUrl": "sslauncher:///?guid=ab12"}, LaunchLink("sslauncher:///?guid=ab12")),
+    # only SS's own address: opening it launches nothing, so no launch link at all
+    ({"baseUrl": SS + "/", "ssUrl": "", "encodedUrl": SS}, LaunchLink("")),
+    ({"baseUrl": "https://ss.corp", "ssUrl": ""}, LaunchLink("")),
+    ({"baseUrl": SS + "/app/#/dashboard", "ssUrl": None}, LaunchLink("")),
+    # encodedUrl is "the url to Secret Server", never a launch link
+    ({"baseUrl": None, "ssUrl": "guid=ab12", "encodedUrl": "https://ss.corp/SecretServer"}, LaunchLink("")),
+    ({}, LaunchLink("")),
+    ({"baseUrl": "sslauncher:///", "ssUrl": "guid=" + "a" * 3000}, LaunchLink("")),
+])
+def test_launch_link_follows_what_ss_returns(answer, link):
+    assert launch_link(answer, SS) == link

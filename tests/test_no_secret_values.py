@@ -48,12 +48,12 @@ def test_every_secrets_flow_is_swept(sandbox, make_relay, caplog):
     lid = top_modal(sb, "rita", method="views.push")
     updated(sb, lid, lambda v: search.LAUNCH_PICK in text(v))
     send(relay, click_in_modal(sb, "rita", lid, search.LAUNCH_PICK, f"{box}:2"))
-    updated(sb, lid, lambda v: search.LAUNCH_OPEN in text(v))
+    updated(sb, lid, lambda v: search.LAUNCH_LINK in text(v))
     send(relay, click_in_modal(sb, "rita", lid, search.LAUNCH_PICK, f"{box}:1"))
     updated(sb, lid, lambda v: v.get("callback_id") == search.PROMPT_CALLBACK)
     acks.append(text(submit(relay, submission(sb, "rita", lid, {(search.PROMPT_BLOCK, search.PROMPT_INPUT):
                                                                    ("select", "db-r1")}))))
-    updated(sb, lid, lambda v: search.LAUNCH_OPEN in text(v) and "RDP" in text(v))
+    updated(sb, lid, lambda v: search.LAUNCH_LINK in text(v) and "RDP" in text(v))
     # request access to prod-db, the poll tells the approvers, Alice approves from her message
     send(relay, click_home(sb, "rita", search.REQUEST_ACCESS, sb.secrets["prod-db"]))
     fid = top_modal(sb, "rita", opened=2)
@@ -73,7 +73,7 @@ def test_every_secrets_flow_is_swept(sandbox, make_relay, caplog):
     send(relay, click_message(sb, "rita", search.LAUNCH, sb.secrets["prod-db"], msg, ephemeral=False))
     wait_until(lambda: [c for c in sb.ss.calls_to(r"/launchers/secret\Z", "POST")
                         if c.body.get("secretId") == sb.secrets["prod-db"]], what="launch as Rita")
-    wait_until(lambda: any(search.LAUNCH_OPEN in text(c.args.get("view")) and "SQL Server" in text(c.args.get("view"))
+    wait_until(lambda: any(search.LAUNCH_LINK in text(c.args.get("view")) and "SQL Server" in text(c.args.get("view"))
                            for c in sb.slack.calls_to("views.update")), what="the launch link")
     # Validating: a real amount of traffic was swept, and none of it carries a value
     swept = assert_no_secret_values(sb, caplog.text, *acks)

@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 ACCESS_DENIED = {"errorCode": "API_AccessDenied", "message": "Access denied"}
 NOT_PENDING = {"message": "The request is no longer pending.", "errorCode": "API_RequestNotPending"}
@@ -640,10 +641,14 @@ class World:
             self.touch_recent(caller.id, s.id)
             guid = _random.token_hex(16)
             base = self._base_url()
-            return {"guid": guid, "launcherType": launcher["launcherName"], "launcherTypeId": 0,
-                    "sessionGuid": None, "apiVersion": "1", "baseUrl": base,
-                    "ssUrl": f"{base}/app/#/launch/{guid}",
-                    "encodedUrl": f"sslauncher:///?guid={guid}"}
+            # LaunchedSecretModel: SS's models call baseUrl "the url to the launcher", ssUrl "the
+            # query string for the launcher" and encodedUrl "the url to Secret Server"; the
+            # values' exact form is not published (the launcher app registers `sslauncher`)
+            return {"guid": guid, "launcherType": launcher["launcherName"],
+                    "launcherTypeId": launcher["launcherId"], "sessionGuid": None, "apiVersion": 1,
+                    "baseUrl": "sslauncher:///",
+                    "ssUrl": f"guid={guid}&url={quote(base, safe='')}",
+                    "encodedUrl": quote(base, safe="")}
 
     # ---------------------------------------------------------------- paging
     def page(self, rows: list, q: dict) -> dict:

@@ -24,6 +24,7 @@ SEARCH_INPUT = "text"
 LAUNCH = "launch_secret"               # value: secret id
 LAUNCH_PICK = "launch_pick"            # value: "<secret id>:<launcher id>"
 LAUNCH_OPEN = "launch_open"            # URL button to the launch link (ack only)
+LAUNCH_LINK = "launch_link"            # block with a launch link only SS's launcher app opens
 SECRET_OPEN = "secret_open"            # URL button to the secret's page (ack only)
 PROMPT_CALLBACK = "ssrelay_launch_prompt"
 PROMPT_BLOCK = "prompt"
@@ -196,6 +197,23 @@ def launched_modal(secret: Secret, launcher: Launcher | None, url: str, secret_u
                        f"(Secret Server's launcher runs it on your computer).",
                        accessory={"type": "button", "action_id": LAUNCH_OPEN, "url": url, "style": "primary",
                                   "text": plain("Open launcher", BUTTON_TEXT_LIMIT)})]
+    return _modal("Launch", blocks)
+
+
+def handoff_modal(secret: Secret, launcher: Launcher | None, url: str, secret_url) -> dict:
+    """A launch only Secret Server's launcher app (protocol handler) can open: the link as text
+    to open or copy on a computer with the launcher installed, and the secret's page, where
+    Launch works in the browser."""
+    name = escape(launcher.name) if launcher and launcher.name else "The launcher"
+    blocks = [_section(secret_lines(secret, secret_url)),
+              _section(f":rocket: {name} is ready. Slack cannot start it for you: open this link on a "
+                       f"computer with Secret Server's launcher installed, or open the secret in Secret "
+                       f"Server and click Launch there.", block_id=LAUNCH_LINK),
+              _section(f"`{url.replace('`', '%60')}`")]
+    if secret_url:
+        blocks.append({"type": "actions", "block_id": f"handoff:{secret.id}", "elements": [
+            {"type": "button", "action_id": SECRET_OPEN, "url": secret_url(secret.id),
+             "text": plain("Open in Secret Server", BUTTON_TEXT_LIMIT)}]})
     return _modal("Launch", blocks)
 
 
