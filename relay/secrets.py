@@ -76,9 +76,9 @@ def launch_link(launched: dict, ss_base: str) -> LaunchLink:
     Server": the launch link is `baseUrl` with `ssUrl` as its query (or `ssUrl` itself when it
     is a whole URL). `encodedUrl`, and any link that is only SS's own address, launch nothing
     and are never offered as a launch link."""
-    base = launched.get("baseUrl") if isinstance(launched.get("baseUrl"), str) else ""
-    query = launched.get("ssUrl") if isinstance(launched.get("ssUrl"), str) else ""
-    base, query = base.strip(), query.strip()
+    raw_base, raw_query = launched.get("baseUrl"), launched.get("ssUrl")
+    base = raw_base.strip() if isinstance(raw_base, str) else ""
+    query = raw_query.strip() if isinstance(raw_query, str) else ""
     if _SCHEME.match(query) and "://" in query or query.lower().startswith("sslauncher:"):
         url = query
     elif _SCHEME.match(base):
