@@ -198,16 +198,43 @@ def test_domain_is_sent_with_the_password_grant(ss, make_client):
 
 
 # ---------------------------------------------------------------------- listing
-def test_listing_walks_all_pages(ss, w, make_client):
-    ids = [ss.create_request(w.db_secret, w.alice, comment=f"r{i}") for i in range(5)]
-    client = make_client(page_size=2)
+def test_listing_walks_all_pages_in_a_stable_order(ss, w, make_client):
+    ids = [ss.create_request(w.db_secret, w.alice, comment=f"r{i}") for i in range(9)]
+    client = make_client(page_size=4)
 
     pending = client.list_pending()
 
     assert [r.id for r in pending] == ids
-    pages = [(c.query["skip"], c.query["take"], c.query["filter.status"])
+    # sorted by the request id, ascending, as Delinea's PowerShell module sends sortBy;
+    # each page starts one record early, so a shifted listing shows up
+    pages = [(c.query["skip"], c.query["take"], c.query["filter.status"],
+              c.query["sortBy[0].name"], c.query["sortBy[0].direction"])
              for c in ss.calls_to(f"^{REQUESTS}$")]
-    assert pages == [("0", "2", "Pending"), ("2", "2", "Pending"), ("4", "2", "Pending")]
+    assert pages == [(skip, "4", "Pending", "secretAccessRequestId", "asc")
+                     for skip in ("0", "3", "6")]
+
+
+def test_paging_under_churn_misses_nothing_and_abandons_nothing(ss, w, make_client):
+    """Requests are added and decided between every two page reads of a long listing."""
+    ids = [ss.create_request(w.db_secret, w.alice, comment=f"r{i}") for i in range(40)]
+    client = make_client(page_size=6)
+    added: list[int] = []
+    decided: list[int] = []
+
+    def churn(call):
+        if call.method == "GET" and call.query.get("skip", "0") != "0" and len(decided) < 12:
+            # one earlier request is decided (the listing shifts left), a new one arrives
+            ss.cancel(ids[len(decided) * 2])
+            decided.append(ids[len(decided) * 2])
+            added.append(ss.create_request(w.db_secret, w.alice, comment="late"))
+    ss.before_answer(f"^{REQUESTS}$", churn)
+
+    pending = client.list_pending()
+
+    seen = {r.id for r in pending}
+    assert len(decided) >= 5                              # the churn really happened
+    assert set(ids) - set(decided) <= seen                 # no request that stayed pending is missed
+    assert seen <= set(ids) | set(added)
 
 
 def test_failure_on_page_two_of_three_returns_nothing(ss, w, make_client, fake):
@@ -220,11 +247,12 @@ def test_failure_on_page_two_of_three_returns_nothing(ss, w, make_client, fake):
         client.list_pending()
 
     skips = {c.query["skip"] for c in ss.calls_to(f"^{REQUESTS}$")}
-    assert skips == {"0", "2"}                       # page 3 never asked for
+    assert skips == {"0", "1"}                       # page 3 never asked for
     assert 0 < sum(fake.waits) <= 3.0
 
 
-def test_listing_that_shrinks_while_paging_is_rejected(ss, w, make_client):
+def test_listing_that_ignores_the_sort_and_shrinks_while_paging_is_rejected(ss, w, make_client):
+    ss.honour_sort = False                 # a server that ignores sortBy: strict rules apply
     ids = [ss.create_request(w.db_secret, w.alice) for _ in range(5)]
     client = make_client(page_size=2)
     page2 = threading.Event()
@@ -239,7 +267,7 @@ def test_listing_that_shrinks_while_paging_is_rejected(ss, w, make_client):
     worker = threading.Thread(target=poll)
     worker.start()
     ss.wait_for(lambda c: c.path == REQUESTS and c.query.get("skip") == "2")
-    ss.cancel(ids[0])                      # page 2 now starts one record later
+    ss.cancel(ids[-1])                     # newest first: page 2 now starts one record later
     page2.set()
     worker.join(10)
 
@@ -630,7 +658,8 @@ def test_launchers_and_launch_after_approval(ss, w, client):
     rid = ss.create_request(w.db_secret, w.alice)
     ss.approve(rid, w.bob, "ok")
     launched = alice.launch(w.db_secret, 7)
-    assert launched["ssUrl"] == f"{ss.base_url}/app/#/launch/{launched['guid']}"
+    assert launched["ssUrl"].startswith(f"guid={launched['guid']}&")
+    assert launched["baseUrl"] == "sslauncher:///"
 
 
 # ---------------------------------------------------------------------- time

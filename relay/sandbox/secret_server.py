@@ -94,6 +94,7 @@ class SecretServerStandIn:
         self.calls: list[Call] = []
         self._calls_cond = threading.Condition()
         self._faults: list[_Fault] = []
+        self._hooks: list[tuple[re.Pattern, Callable[[Call], None]]] = []
         self._faults_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -140,6 +141,14 @@ class SecretServerStandIn:
     @token_ttl_seconds.setter
     def token_ttl_seconds(self, value: int) -> None:
         self.world.token_ttl_seconds = value
+
+    @property
+    def honour_sort(self) -> bool:
+        return self.world.honour_sort
+
+    @honour_sort.setter
+    def honour_sort(self, value: bool) -> None:
+        self.world.honour_sort = value
 
     @property
     def v1_secrets_enabled(self) -> bool:
@@ -229,6 +238,12 @@ class SecretServerStandIn:
         with self._faults_lock:
             self._faults.append(_Fault(re.compile(path_regex), times, status, retry_after, html,
                                        hang, body, after))
+
+    def before_answer(self, path_regex: str, fn: Callable[[Call], None]) -> None:
+        """Run `fn(call)` before answering each request whose path matches `path_regex`
+        (re.search): lets a test change the world between two page reads of a listing."""
+        with self._faults_lock:
+            self._hooks.append((re.compile(path_regex), fn))
 
     def clear_faults(self) -> None:
         """Back to normal: drop every fault still queued (and release any hang)."""
@@ -349,6 +364,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._call = ss._record(Call(self.command, path, query,
                                      user.username if user else None, body))
 
+        with ss._faults_lock:
+            hooks = [fn for rx, fn in ss._hooks if rx.search(path)]
+        for fn in hooks:
+            fn(self._call)
         fault = ss._take_fault(path)
         if fault is not None and fault.hang is not None:
             fault.hang.wait(HANG_LIMIT_SECONDS)

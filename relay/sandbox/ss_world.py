@@ -159,6 +159,7 @@ class World:
         self.token_ttl_seconds = token_ttl_seconds
         self.default_take = default_take
         self.v1_secrets_enabled = True
+        self.honour_sort = True          # False: answer as a server that ignores sortBy
         self.users: dict[int, User] = {}
         self.groups: dict[int, Group] = {}
         self.folders: dict[int, Folder] = {}
@@ -488,8 +489,10 @@ class World:
         with self.lock:
             status = q.get("filter.status")
             mine_only = q.get("filter.isMyRequest", "").lower() == "true"
+            # SS's default order is not documented: newest first here, so a client that pages
+            # without a sort order sees pages shift when requests come and go
             rows = [self._request_model(r, caller.id) for r in sorted(self.requests.values(),
-                                                                      key=lambda r: r.id)
+                                                                      key=lambda r: -r.id)
                     if self._can_see_request(r, caller.id)
                     and (not status or r.status.lower() == status.lower())
                     and (not mine_only or r.requester_id == caller.id)]
@@ -662,6 +665,18 @@ class World:
                     except ValueError:
                         raise bad_request(n, f"{n} must be an integer.") from None
             return default
+        sort_by = []
+        name = q.get("sortBy[0].name", q.get("paging.sortBy[0].name", ""))
+        if name and self.honour_sort:
+            direction = q.get("sortBy[0].direction", q.get("paging.sortBy[0].direction", "asc"))
+            if direction.lower() not in ("asc", "desc"):
+                raise bad_request("sortBy[0].direction", "direction must be asc or desc.")
+            field_name = next((k for k in (rows[0] if rows else {}) if k.lower() == name.lower()),
+                              None)
+            if field_name is not None:
+                rows = sorted(rows, key=lambda r: (r.get(field_name) is None, r.get(field_name)),
+                              reverse=direction.lower() == "desc")
+            sort_by = [{"name": name, "direction": direction.lower(), "priority": 0}]
         skip = max(0, num("skip", "paging.skip", default=0))
         take = min(1000, max(1, num("take", "paging.take", default=self.default_take)))
         total = len(rows)
@@ -671,5 +686,5 @@ class World:
                 "hasNext": has_next, "hasPrev": skip > 0,
                 "nextSkip": skip + take if has_next else None,
                 "pageCount": (total + take - 1) // take, "prevSkip": max(0, skip - take),
-                "records": records, "severity": "None", "skip": skip, "sortBy": [],
+                "records": records, "severity": "None", "skip": skip, "sortBy": sort_by,
                 "success": True, "take": take, "total": total}

@@ -45,6 +45,7 @@ log = logging.getLogger("relay.ss")
 TOKEN_PATH = "/oauth2/token"
 EXPIRY_MARGIN = timedelta(seconds=60)     # renew this long BEFORE the token expires
 MAX_ATTEMPTS = 25                          # safety net on top of the time budget
+MAX_REREADS = 20                           # a listing that shifts more often than this is abandoned
 
 
 def _backoff(attempt: int) -> float:
@@ -109,6 +110,21 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - _utcnow()).total_seconds())
 
 
+REQUEST_KEY = "secretAccessRequestId"
+
+
+def _keys(recs: list, key: str | None) -> list[int] | None:
+    """The records' `key` values if every record has an integer one and they ascend strictly;
+    else None."""
+    keys: list[int] = []
+    for r in recs:
+        k = r.get(key) if isinstance(r, dict) and key else None
+        if type(k) is not int or (keys and k <= keys[-1]):
+            return None
+        keys.append(k)
+    return keys
+
+
 class PendingIndex:
     """A Pending listing: `fingerprints` for every id, `request(id)` parses one record."""
 
@@ -128,26 +144,67 @@ class _Reads:
     def _api(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> Any:
         raise NotImplementedError
 
-    def _pages(self, path: str, params: dict | None = None) -> tuple[list, int]:
-        """Every record of a paged listing, `page_size` at a time, and the last page's
-        `total`. A `total` that shrinks between pages -> SecretServerBadResponse."""
+    def _pages(self, path: str, params: dict | None = None, *,
+               key: str | None = None) -> tuple[list, int]:
+        """Every record of a paged listing, `page_size` at a time, and its `total`.
+
+        With `key` (a unique integer field of the records) the listing is asked for in
+        ascending `key` order (`sortBy[0].name`, `sortBy[0].direction=asc`, as Delinea's
+        PowerShell module sends) and each page after the first starts `overlap` records
+        early. A page whose first key is beyond the last key already read means records
+        before it left the listing between two reads (so some may have been skipped): that
+        stretch is read again. Records seen twice are merged by key, so requests added or
+        decided between page reads neither abandon the listing nor go missing. If SS answers
+        out of order (it ignored the sort), or without `key`, the strict rules apply: a
+        `total` that shrinks between pages or records that do not add up to it ->
+        SecretServerBadResponse("inconsistent listing")."""
         size = self._client.page_size
-        out: list = []
-        skip, last_total = 0, -1
+        query = dict(params or {})
+        sorted_mode = key is not None and size >= 2
+        if sorted_mode:
+            query.update({"sortBy[0].name": key, "sortBy[0].direction": "asc"})
+        overlap = max(1, size // 20) if sorted_mode else 0
+        strict: list = []
+        merged: dict[int, Any] = {}
+        skip, last_total, rereads = 0, -1, 0
+        last_key: int | None = None
         while True:
-            page = self._api("GET", path, params={**(params or {}), "skip": skip, "take": size})
+            page = self._api("GET", path, params={**query, "skip": skip, "take": size})
             recs = parse.records(page, path)
             total = page.get("total")
             if isinstance(total, bool) or not isinstance(total, int):
                 raise SecretServerBadResponse("paged listing without total", path=path)
-            if total < last_total:
-                raise SecretServerBadResponse("inconsistent listing (shrank while paging)",
-                                              path=path)
-            last_total = total
-            out.extend(recs)
-            skip += len(recs)
-            if not recs or skip >= total:
-                return out, last_total
+            keys = _keys(recs, key) if sorted_mode else None
+            if sorted_mode and keys is None:
+                if skip > 0:
+                    raise SecretServerBadResponse("inconsistent listing (sort order changed)",
+                                                  path=path)
+                sorted_mode, overlap = False, 0        # SS ignored the sort: strict rules
+            if not sorted_mode or keys is None:
+                if total < last_total:
+                    raise SecretServerBadResponse("inconsistent listing (shrank while paging)",
+                                                  path=path)
+                last_total = total
+                strict.extend(recs)
+                skip += len(recs)
+                if not recs or skip >= total:
+                    return strict, last_total
+                continue
+            if last_key is not None and skip > 0 and (not keys or keys[0] > last_key):
+                rereads += 1                 # records before this page left the listing
+                if rereads > MAX_REREADS:
+                    raise SecretServerBadResponse("inconsistent listing (kept shifting)",
+                                                  path=path)
+                skip = max(0, skip - size + overlap)
+                continue
+            for k, r in zip(keys, recs):
+                merged[k] = r
+            if keys:
+                last_key = keys[-1] if last_key is None else max(last_key, keys[-1])
+            if not recs or len(recs) < size or skip + len(recs) >= total:
+                out = [merged[k] for k in sorted(merged)]
+                return out, len(out)
+            skip += len(recs) - overlap
 
     # ------------------------------------------------------------------ requests
     def list_pending(self) -> list[AccessRequest]:
@@ -158,7 +215,7 @@ class _Reads:
         """Every request in `status` this account sees (all pages), sorted by id. The listing
         must be consistent (unique ids == last page's total) or nothing is returned."""
         path = "/api/v1/secret-access-requests"
-        recs, total = self._pages(path, {"filter.status": status})
+        recs, total = self._pages(path, {"filter.status": status}, key=REQUEST_KEY)
         items = [parse.parse_access_request(r, self._client.tz, path=path) for r in recs]
         unique = {r.id: r for r in items}
         if len(unique) != total:
@@ -170,7 +227,7 @@ class _Reads:
         id -> fingerprint, with records parsed only when asked for: a poll with no change
         costs the HTTP reads and little else."""
         path = "/api/v1/secret-access-requests"
-        recs, total = self._pages(path, {"filter.status": PENDING})
+        recs, total = self._pages(path, {"filter.status": PENDING}, key=REQUEST_KEY)
         raw: dict[int, dict] = {}
         fingerprints: dict[int, str] = {}
         for r in recs:
@@ -193,7 +250,7 @@ class _Reads:
     def group_members(self, group_id: int) -> tuple[Person, ...]:
         """Enabled members of a group (all pages)."""
         path = f"/api/v1/groups/{int(group_id)}/users"
-        recs, _ = self._pages(path)
+        recs, _ = self._pages(path, key="userId")
         members = (parse.parse_group_member(r, path=path) for r in recs)
         return tuple(p for p in members if p is not None)
 
