@@ -24,7 +24,7 @@ def test_listing_spans_pages(sandbox, make_relay):
     ask_many(sandbox, 12)
     cycle(relay)
     pages = [c.query.get("skip") for c in sandbox.ss.calls_to(LISTING, "GET")]
-    assert [str(s) for s in pages] == ["0", "5", "10"]
+    assert [str(s) for s in pages] == ["0", "4", "8"]       # pages overlap by one record
     assert len(sandbox.slack.calls_to("chat.postEphemeral")) == 24
 
 
