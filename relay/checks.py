@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -28,11 +29,12 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    warn: bool = False          # passes, but the operator should look (printed as "WARN")
 
     def line(self) -> str:
-        mark = "ok  " if self.ok else "FAIL"
+        mark = ("WARN" if self.warn else "ok  ") if self.ok else "FAIL"
         text = f"{mark} {self.name}: {self.detail}"
-        if not self.ok and self.fix:
+        if (not self.ok or self.warn) and self.fix:
             text += f" -> {self.fix}"
         return text
 
@@ -53,6 +55,8 @@ FIX_SOCKET = (f"create an App-Level Token with {APP_TOKEN_SCOPE} (Basic Informat
 FIX_KEY = ("run `ssrelay keygen` and put the key in SSRELAY_STORAGE_ENCRYPTION_KEY (keep the same key "
            "across restarts: people's Secret Server sessions are encrypted with it)")
 FIX_DB = "run `ssrelay migrate`, and make storage.path writable"
+FIX_ZONE = ("set secret_server.timezone to the IANA zone of the Secret Server host (its timestamps "
+            "look like {hint}), e.g. \"Europe/Berlin\"")
 
 
 def config_failed(exc: ConfigError) -> Check:
@@ -80,6 +84,7 @@ def run_checks(cfg: Config) -> list[Check]:
     if login.ok:
         out.append(_guard("relay account can list access requests",
                           lambda: f"sees {len(ss.list_pending())} pending request(s)", FIX_LIST))
+        out.append(timezone_check(ss, cfg.secret_server.timezone))
     ss.close()
     client = make_client(cfg.slack.api_url, cfg.slack.bot_token.value)
     granted: list[set[str]] = []
@@ -133,6 +138,66 @@ def _ssl_reason(exc: Exception) -> str:
             end = text.find(")", i)
             return text[i:end if end > 0 else i + 120].strip(" ('\"")
     return type(exc).__name__
+
+
+ZONE_TOLERANCE = timedelta(minutes=4)      # the time a check takes, and slack in SS's activity time
+ZONE_STEP = timedelta(minutes=15)          # every zone offset in use is a multiple of 15 min
+ZONE_MIN = timedelta(minutes=30)           # the smallest gap between two zones in use
+
+
+def zone_offset_seen(read: datetime, now: datetime) -> timedelta | None:
+    """How far a timestamp SS wrote "just now" (read in the configured zone) is from SS's
+    clock, when that looks like a zone offset: at least 30 min, and within 4 min of a
+    multiple of 15 min. None when the two agree or the gap is no zone offset at all."""
+    gap = now - read
+    steps = round(gap / ZONE_STEP)
+    if abs(steps * ZONE_STEP) < ZONE_MIN or abs(gap - steps * ZONE_STEP) > ZONE_TOLERANCE \
+            or abs(steps) > 14 * 4:
+        return None
+    return steps * ZONE_STEP
+
+
+def _hours(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def timezone_check(ss, configured: str) -> Check:
+    """Secret Server writes timestamps without an offset; the relay reads them in
+    `secret_server.timezone`. The relay account's last activity (it just signed in and made
+    calls) is such a timestamp: compared with SS's own clock (the HTTP Date header), a gap of
+    whole quarter hours means SS writes another zone than the configured one."""
+    name = "secret server time zone"
+    try:
+        me = ss.current_user()
+        read = ss.last_activity(me.id)
+    except SecretServerError as exc:
+        return Check(name, True, f"not checked ({type(exc).__name__})", warn=True)
+    now = ss.server_date() or datetime.now(timezone.utc)
+    if read is None:
+        return Check(name, True, f"not checked: Secret Server gave no activity time; timestamps are "
+                                 f"read as {configured}", warn=True)
+    offset = zone_offset_seen(read, now)
+    if offset is None:
+        return Check(name, True, f"timestamps read as {configured} agree with Secret Server's clock")
+    return Check(name, True, f"timestamps read as {configured} are {_duration(offset)} off Secret Server's "
+                             f"clock: it seems to write them in another zone",
+                 FIX_ZONE.format(hint=_zone_hint(read, now, configured)), warn=True)
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = abs(int(delta.total_seconds() // 60))
+    h, m = divmod(minutes, 60)
+    return f"{h} h {m:02d} min" if m else f"{h} h"
+
+
+def _zone_hint(read: datetime, now: datetime, configured: str) -> str:
+    """The UTC offset SS's timestamps seem to be written in (today)."""
+    from zoneinfo import ZoneInfo
+    offset = zone_offset_seen(read, now) or timedelta(0)
+    local = ZoneInfo(configured).utcoffset(now.replace(tzinfo=None)) or timedelta(0)
+    return _hours(local - offset)
 
 
 def _health(ss, base_url: str) -> str:

@@ -48,9 +48,38 @@ def test_healthy_http_mode_passes_every_check(sandbox, tmp_path):
     assert all(c.ok for c in results), lines(results)
     names = [c.name for c in results]
     assert names == ["config", "secret server TLS", "secret server reachable", "relay account login",
-                     "relay account can list access requests", "slack bot token", "slack scopes",
+                     "relay account can list access requests", "secret server time zone",
+                     "slack bot token", "slack scopes",
                      "encryption key", "database"]
     assert "has chat:write, commands, im:write, users:read, users:read.email" in lines(results)
+    assert "ok   secret server time zone: timestamps read as UTC agree" in lines(results)
+
+
+def test_a_server_writing_local_time_is_warned_about_until_the_zone_is_set(sandbox, tmp_path):
+    # Secret Server answers in India Standard Time (UTC+05:30, no DST), the relay reads UTC
+    from zoneinfo import ZoneInfo
+    sandbox.ss.world.tz = ZoneInfo("Asia/Kolkata")
+    path = migrated(str(tmp_path / "c.db"))
+    results = checks.run_checks(sandbox.config(path))
+    [zone] = [c for c in results if c.name == "secret server time zone"]
+    assert zone.ok and zone.warn, lines(results)           # a warning, not a failure
+    assert zone.line() == (
+        "WARN secret server time zone: timestamps read as UTC are 5 h 30 min off Secret Server's clock: "
+        "it seems to write them in another zone -> set secret_server.timezone to the IANA zone of the "
+        "Secret Server host (its timestamps look like UTC+05:30), e.g. \"Europe/Berlin\"")
+    # with the zone configured, the line passes quietly
+    results = checks.run_checks(sandbox.config(path, secret_server_timezone="Asia/Kolkata"))
+    assert "ok   secret server time zone: timestamps read as Asia/Kolkata agree" in lines(results)
+
+
+@pytest.mark.parametrize("gap_minutes, offset_minutes", [
+    (0, None), (3, None), (-9, None), (20, None), (25, None), (60, 60), (-62, -60), (330, 330),
+    (-301, -300), (45, 45), (7 * 24 * 60, None),
+])
+def test_zone_offset_seen_only_for_whole_quarter_hours(gap_minutes, offset_minutes):
+    now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.timezone.utc)
+    seen = checks.zone_offset_seen(now - dt.timedelta(minutes=gap_minutes), now)
+    assert seen == (None if offset_minutes is None else dt.timedelta(minutes=offset_minutes))
 
 
 def test_healthy_socket_mode_opens_a_connection(sandbox, socket_mode, tmp_path):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets as _random
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.parse import quote
 
@@ -51,11 +51,12 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def ss_time(dt: datetime | None) -> str | None:
-    """Render like SS: no offset, milliseconds, UTC: 2024-05-01T10:00:00.123."""
+def ss_time(dt: datetime | None, tz: tzinfo = timezone.utc) -> str | None:
+    """Render like SS: no offset, milliseconds, in the server's zone `tz` (UTC unless the
+    stand-in plays a server that answers in local time): 2024-05-01T10:00:00.123."""
     if dt is None:
         return None
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(tz)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}"
 
 
@@ -67,8 +68,8 @@ def _categorized(host: Any) -> dict:
     return {"category": "Servers", "value": str(host)}
 
 
-def parse_time(value: Any, name: str) -> datetime | None:
-    """Parse an ISO-8601 date sent by a client; offset-less means UTC."""
+def parse_time(value: Any, name: str, tz: tzinfo = timezone.utc) -> datetime | None:
+    """Parse an ISO-8601 date sent by a client; offset-less means the server's zone `tz`."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
@@ -77,7 +78,8 @@ def parse_time(value: Any, name: str) -> datetime | None:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise bad_request(f"args.{name}", f"{name} is not a valid date.") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=tz).astimezone(timezone.utc) if dt.tzinfo is None \
+        else dt.astimezone(timezone.utc)
 
 
 @dataclass
@@ -91,6 +93,9 @@ class User:
     domain: str | None = None
     personal_group: int = 0
     enabled: bool = True
+    created: datetime | None = None
+    last_login: datetime | None = None
+    last_activity: datetime | None = None
 
 
 @dataclass
@@ -160,6 +165,7 @@ class World:
         self.default_take = default_take
         self.v1_secrets_enabled = True
         self.honour_sort = True          # False: answer as a server that ignores sortBy
+        self.tz: tzinfo = timezone.utc   # the zone SS writes its offset-less timestamps in
         self.users: dict[int, User] = {}
         self.groups: dict[int, Group] = {}
         self.folders: dict[int, Folder] = {}
@@ -188,7 +194,8 @@ class World:
             uid = self._alloc("user")
             gid = self._alloc("group")
             self.users[uid] = User(uid, username, password, display_name or username,
-                                   email or f"{username}@example.com", otp, domain, gid)
+                                   email or f"{username}@example.com", otp, domain, gid,
+                                   created=now())
             self.groups[gid] = Group(gid, username, [uid], personal_of=uid)
             return uid
 
@@ -365,15 +372,15 @@ class World:
             "requestingUserId": requester.id,
             "requestUsername": requester.username,
             "requestComment": rec.comment,
-            "requestDate": ss_time(rec.requested),
-            "startDate": ss_time(rec.start),
-            "expirationDate": ss_time(rec.expiration),
+            "requestDate": ss_time(rec.requested, self.tz),
+            "startDate": ss_time(rec.start, self.tz),
+            "expirationDate": ss_time(rec.expiration, self.tz),
             "status": rec.status,
             "statusDescription": rec.status,
             "reviewStatusMessage": review,
             "approverDisplayName": rec.approver_name or None,
             "responseComment": rec.response_comment or None,
-            "responseDate": ss_time(rec.response_date),
+            "responseDate": ss_time(rec.response_date, self.tz),
             "completed": rec.status != "Pending",
             "hasWorkflow": rec.has_workflow,
             "accessRequestWorkflowMapId": 1 if rec.has_workflow else 0,
@@ -386,7 +393,9 @@ class World:
         return {"id": u.id, "userName": u.username, "displayName": u.display_name,
                 "emailAddress": u.email, "enabled": u.enabled, "domainId": -1 if not u.domain else 1,
                 "isApplicationAccount": False, "isLockedOut": False, "slackId": None,
-                "twoFactor": bool(u.otp)}
+                "twoFactor": bool(u.otp), "created": ss_time(u.created, self.tz),
+                "lastLogin": ss_time(u.last_login, self.tz),
+                "lastSessionActivity": ss_time(u.last_activity, self.tz)}
 
     def _secret_summary(self, s: SecretRec) -> dict:
         folder = self.folders.get(s.folder_id) if s.folder_id is not None else None
@@ -402,6 +411,7 @@ class World:
     def issue_tokens(self, user_id: int) -> dict:
         access, refresh = _random.token_urlsafe(24), _random.token_urlsafe(24)
         t = now()
+        self.users[user_id].last_login = self.users[user_id].last_activity = t
         self.tokens[access] = Token(user_id, t + timedelta(seconds=self.token_ttl_seconds))
         self.refresh_tokens[refresh] = Token(
             user_id, t + timedelta(seconds=self.token_ttl_seconds) + REFRESH_TTL_EXTRA)
@@ -443,7 +453,10 @@ class World:
             if tok.expires <= now():
                 del self.tokens[token]
                 return None
-            return self.users.get(tok.user_id)
+            user = self.users.get(tok.user_id)
+            if user is not None:
+                user.last_activity = now()
+            return user
 
     def revoke(self, token: str) -> None:
         with self.lock:
@@ -540,9 +553,9 @@ class World:
             if secret.requires_ticket and not ticket.strip():
                 raise bad_request("args.TicketNumber", "A ticket number is required for this secret.")
             rid = self.create_request(secret.id, caller.id, comment=comment, ticket=ticket,
-                                      start=parse_time(body.get("startDate"), "StartDate"),
+                                      start=parse_time(body.get("startDate"), "StartDate", self.tz),
                                       expiration=parse_time(body.get("expirationDate"),
-                                                            "ExpirationDate"))
+                                                            "ExpirationDate", self.tz))
             return self._request_model(self.requests[rid], caller.id)
 
     def api_update_request(self, caller, q, body, **_):
@@ -566,11 +579,11 @@ class World:
                 if caller.id == rec.requester_id or not self._is_current_reviewer(rec, caller.id):
                     raise ApiError(400, CANNOT_REVIEW)
                 if status == "Approved":
-                    expiration = parse_time(body.get("expirationDate"), "ExpirationDate")
+                    expiration = parse_time(body.get("expirationDate"), "ExpirationDate", self.tz)
                     if expiration is None:
                         raise bad_request("args.ExpirationDate",
                                           "An expiration date is required to approve.")
-                    start = parse_time(body.get("startDate"), "StartDate")
+                    start = parse_time(body.get("startDate"), "StartDate", self.tz)
                     self.approve(rec.id, caller.id, comment, expiration=expiration, start=start)
                     message = "The request was approved."
                 else:

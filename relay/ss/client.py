@@ -262,6 +262,17 @@ class _Reads:
         path = "/api/v1/users/current"
         return parse.parse_user(self._api("GET", path), path=path)
 
+    def last_activity(self, user_id: int) -> datetime | None:
+        """When SS last saw this user active (`UserModel.lastSessionActivity`, else
+        `lastLogin`), read in the configured zone; None when SS gives neither."""
+        path = f"/api/v1/users/{int(user_id)}"
+        data = parse._obj(self._api("GET", path), "user", path)
+        for key in ("lastSessionActivity", "lastLogin"):
+            when = parse.parse_timestamp(data.get(key), self._client.tz, path=path)
+            if when is not None:
+                return when
+        return None
+
     def folder_name(self, folder_id: int) -> str:
         path = f"/api/v1/folders/{int(folder_id)}"
         data = self._api("GET", path)
@@ -451,6 +462,21 @@ class SecretServerClient(_Reads):
                 if key.lower() == "healthy":
                     return value is True
         return False
+
+    def server_date(self) -> datetime | None:
+        """SS's clock, from the HTTP `Date` header of the anonymous health check (always
+        GMT, whatever zone SS writes its timestamps in); None when it cannot be read."""
+        try:
+            resp = self._session.get(self.base_url + "/api/v1/healthcheck", timeout=self.timeout,
+                                     verify=self.verify, allow_redirects=False)
+        except requests.RequestException:
+            return None
+        with resp:
+            try:
+                when = email.utils.parsedate_to_datetime(resp.headers.get("Date", ""))
+            except (TypeError, ValueError):
+                return None
+        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
     # ------------------------------------------------------------------ HTTP
     def _request(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
