@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -174,7 +174,7 @@ def timezone_check(ss, configured: str) -> Check:
         read = ss.last_activity(me.id)
     except SecretServerError as exc:
         return Check(name, True, f"not checked ({type(exc).__name__})", warn=True)
-    now = ss.server_date() or datetime.now(timezone.utc)
+    now = ss.server_date() or datetime.now(UTC)
     if read is None:
         return Check(name, True, f"not checked: Secret Server gave no activity time; timestamps are "
                                  f"read as {configured}", warn=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets as _random
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.parse import quote
 
@@ -51,7 +51,7 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def ss_time(dt: datetime | None, tz: tzinfo = timezone.utc) -> str | None:
+def ss_time(dt: datetime | None, tz: tzinfo = UTC) -> str | None:
     """Render like SS: no offset, milliseconds, in the server's zone `tz` (UTC unless the
     stand-in plays a server that answers in local time): 2024-05-01T10:00:00.123."""
     if dt is None:
@@ -68,7 +68,7 @@ def _categorized(host: Any) -> dict:
     return {"category": "Servers", "value": str(host)}
 
 
-def parse_time(value: Any, name: str, tz: tzinfo = timezone.utc) -> datetime | None:
+def parse_time(value: Any, name: str, tz: tzinfo = UTC) -> datetime | None:
     """Parse an ISO-8601 date sent by a client; offset-less means the server's zone `tz`."""
     if value in (None, ""):
         return None
@@ -165,7 +165,7 @@ class World:
         self.default_take = default_take
         self.v1_secrets_enabled = True
         self.honour_sort = True          # False: answer as a server that ignores sortBy
-        self.tz: tzinfo = timezone.utc   # the zone SS writes its offset-less timestamps in
+        self.tz: tzinfo = UTC   # the zone SS writes its offset-less timestamps in
         self.users: dict[int, User] = {}
         self.groups: dict[int, Group] = {}
         self.folders: dict[int, Folder] = {}

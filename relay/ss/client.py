@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable
 
 import requests
@@ -476,7 +476,7 @@ class SecretServerClient(_Reads):
                 when = email.utils.parsedate_to_datetime(resp.headers.get("Date", ""))
             except (TypeError, ValueError):
                 return None
-        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
     # ------------------------------------------------------------------ HTTP
     def _request(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
