@@ -525,15 +525,17 @@ def test_recent_secrets_are_the_users_own(ss, w, client):
     assert [s.id for s in as_user(client, "bob").recent_secrets()] == [w.wiki]
 
 
-def test_search_falls_back_to_v2_when_v1_is_absent(ss, w, client):
+@pytest.mark.parametrize("missing", [404, 405])
+def test_search_falls_back_to_v2_when_v1_is_absent(ss, w, client, missing):
     ss.v1_secrets_enabled = False
+    ss.world.v1_secrets_missing = missing      # 405: a server with only POST /v1/secrets
     alice = as_user(client, "alice")
 
     assert [s.id for s in alice.search_secrets("wiki")] == [w.wiki]
     assert [s.id for s in alice.search_secrets("prod")] == [w.db_secret]
 
     searches = [(c.path, c.status) for c in ss.calls if "/secrets" in c.path]
-    assert searches == [("/api/v1/secrets", 404), ("/api/v2/secrets", 200),
+    assert searches == [("/api/v1/secrets", missing), ("/api/v2/secrets", 200),
                         ("/api/v2/secrets", 200)]       # v1 not asked again
 
 
@@ -597,6 +599,31 @@ def test_deny_needs_a_comment(ss, w, client):
         as_user(client, "bob").deny(rid, "")
     assert "args.ResponseComment" in err.value.model_state
     assert ss.get_request(rid)["status"] == PENDING
+
+
+@freeze_time("2026-12-02 03:00:00")
+def test_deny_and_cancel_send_a_start_date_as_the_powershell_module_does(ss, w, client):
+    denied = ss.create_request(w.db_secret, w.alice)
+    canceled = ss.create_request(w.db_secret, w.alice)
+    as_user(client, "bob").deny(denied, "not now")
+    as_user(client, "alice").cancel(canceled)
+    puts = [c.body for c in ss.calls_to(f"^{REQUESTS}$", "PUT")]
+    assert puts == [
+        {"secretAccessRequestId": denied, "status": DENIED, "startDate": "2026-12-02T03:00:00.000",
+         "responseComment": "not now"},
+        {"secretAccessRequestId": canceled, "status": CANCELED, "startDate": "2026-12-02T03:00:00.000"}]
+
+
+def test_search_text_matches_field_values_and_list_contents_but_returns_no_values(ss, w, client):
+    box = ss.add_secret("jump box", viewers=[w.alice],
+                        fields={"machine": "bastion-7.corp", "hosts": ["db-a.corp", "db-b.corp"]})
+    alice = as_user(client, "alice")
+
+    assert [s.id for s in alice.search_secrets("bastion-7")] == [box]      # a field value
+    assert [s.id for s in alice.search_secrets("db-b.corp")] == [box]      # list contents
+    assert alice.search_secrets("no-such-text") == []
+    found = alice.search_secrets("bastion")
+    assert "bastion-7" not in repr(found)
 
 
 def test_only_the_requester_cancels(ss, w, client):

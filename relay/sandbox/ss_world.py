@@ -68,6 +68,18 @@ def _categorized(host: Any) -> dict:
     return {"category": "Servers", "value": str(host)}
 
 
+def _matches(secret: "SecretRec", text: str) -> bool:
+    """`filter.searchText` as SS documents it: the secret's name, a field value, or the
+    contents of a list field. Only whether it matches is used: values are never returned."""
+    if not text or text in secret.name.lower():
+        return True
+    for value in secret.fields.values():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(text in str(item).lower() for item in items):
+            return True
+    return False
+
+
 def parse_time(value: Any, name: str, tz: tzinfo = UTC) -> datetime | None:
     """Parse an ISO-8601 date sent by a client; offset-less means the server's zone `tz`."""
     if value in (None, ""):
@@ -164,6 +176,7 @@ class World:
         self.token_ttl_seconds = token_ttl_seconds
         self.default_take = default_take
         self.v1_secrets_enabled = True
+        self.v1_secrets_missing = 404    # how GET /v1/secrets answers when disabled (404 or 405)
         self.honour_sort = True          # False: answer as a server that ignores sortBy
         self.tz: tzinfo = UTC   # the zone SS writes its offset-less timestamps in
         self.users: dict[int, User] = {}
@@ -598,6 +611,9 @@ class World:
 
     def api_secrets(self, caller, q, body, *, version):
         with self.lock:
+            if version == "1" and self.v1_secrets_missing == 405:
+                raise ApiError(405, {"message": "The requested resource does not support http "
+                                                "method 'GET'."})
             if version == "1" and not self.v1_secrets_enabled:
                 raise ApiError(404, {"message": "No HTTP resource was found that matches the "
                                                 "request URI."})
@@ -610,7 +626,7 @@ class World:
             else:
                 candidates = sorted(self.secrets.values(), key=lambda s: s.id)
             rows = [self._secret_summary(s) for s in candidates
-                    if self._can_see_secret(s, caller.id) and text in s.name.lower()
+                    if self._can_see_secret(s, caller.id) and _matches(s, text)
                     and (restricted or not (s.requires_approval or s.requires_comment))]
             return self.page(rows, q)
 

@@ -288,9 +288,10 @@ class _Reads:
             try:
                 page = self._api("GET", path, params=params)
             except RequestRejected as e:
-                if e.status != 404:
+                if e.status not in (404, 405):     # 405: a server with only POST /v1/secrets
                     raise
-                log.info("GET /api/v1/secrets answered 404: using /api/v2/secrets from now on")
+                log.info("GET /api/v1/secrets answered %s: using /api/v2/secrets from now on",
+                         e.status)
                 client._v1_secrets = False
         if not client._v1_secrets:
             path = "/api/v2/secrets"
@@ -659,12 +660,16 @@ class UserApi(_Reads):
                              "startDate": fmt(start), "expirationDate": fmt(expiration),
                              "responseComment": comment})
 
+    # Delinea's PowerShell module (Update-TssSecretAccessRequest) sends startDate, "now" by
+    # default, with every update: deny and cancel do too, in case a server requires it.
     def deny(self, request_id: int, comment: str) -> AccessRequest:
         return self._update({"secretAccessRequestId": int(request_id), "status": DENIED,
+                             "startDate": self._client_fmt(_utcnow()),
                              "responseComment": comment})
 
     def cancel(self, request_id: int) -> AccessRequest:
-        return self._update({"secretAccessRequestId": int(request_id), "status": CANCELED})
+        return self._update({"secretAccessRequestId": int(request_id), "status": CANCELED,
+                             "startDate": self._client_fmt(_utcnow())})
 
     def create_request(self, secret_id: int, comment: str, ticket: str = "", *,
                        start: datetime | None = None,
