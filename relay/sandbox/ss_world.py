@@ -482,10 +482,11 @@ class World:
     # ---------------------------------------------------------------- API handlers
     # Each takes (caller User, params dict, body) and returns JSON-ready data.
     def api_current_user(self, caller: User, q, body, **_):
-        with self.lock:
-            m = self._user_model(caller)
-            m.update({"permissions": [], "adminLinks": [], "profileLinks": []})
-            return m
+        with self.lock:                     # CurrentUserModel
+            return {"id": caller.id, "userName": caller.username,
+                    "displayName": caller.display_name, "emailAddress": caller.email,
+                    "permissions": [], "dateOptionId": 1, "timeOptionId": 1, "userLcid": 1033,
+                    "userTheme": "Default", "platformIntegrationType": "None"}
 
     def api_user(self, caller, q, body, *, id):
         with self.lock:
