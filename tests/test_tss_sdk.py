@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from delinea.secrets.server import (DomainPasswordGrantAuthorizer, PasswordGrantAuthorizer,
-                                    SecretServer, SecretServerClientError)
+from delinea.secrets.server import (
+    DomainPasswordGrantAuthorizer,
+    PasswordGrantAuthorizer,
+    SecretServer,
+    SecretServerClientError,
+)
 
 from relay.sandbox.secret_server import SecretServerStandIn
 
