@@ -69,6 +69,17 @@ def _str(v: Any) -> str:
     return v
 
 
+def _request_url(v: Any) -> str:
+    """A link template for one access request: {base_url}, {id} (the request) and
+    {secret_id} are filled in; anything else in braces is refused now, not at the first card."""
+    v = _str(v)
+    try:
+        v.format(base_url="https://ss", id=1, secret_id=1)
+    except (KeyError, IndexError, ValueError):
+        raise ValueError("a URL template using only {base_url}, {id} and {secret_id}") from None
+    return v
+
+
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -159,6 +170,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("secret_server", "timeout_seconds"): (15, _number(1, 300)),
     ("secret_server", "timezone"): ("UTC", _tz),
     ("secret_server", "secret_url"): ("{base_url}/app/#/secrets/{id}/general", _str),
+    ("secret_server", "request_url"): ("{base_url}/app/#/secrets/{secret_id}/general", _request_url),
     ("slack", "mode"): ("http", _choice("http", "socket")),
     ("slack", "api_url"): ("https://slack.com/api/", _api_url),
     ("slack", "approver_messages"): ("ephemeral", _choice("ephemeral", "dm")),
@@ -206,6 +218,12 @@ class Config:
 
     def secret_url(self, secret_id: int) -> str:
         return self.secret_server.secret_url.format(base_url=self.secret_server.base_url, id=secret_id)
+
+    def request_url(self, request_id: int, secret_id: int) -> str:
+        """Where a person acts on an access request in Secret Server itself ("Open in Secret
+        Server"): by default the secret's page, where SS shows its pending request."""
+        return self.secret_server.request_url.format(base_url=self.secret_server.base_url,
+                                                     id=request_id, secret_id=secret_id)
 
 
 def default_path(explicit: str | None = None, environ: dict[str, str] | None = None) -> str:

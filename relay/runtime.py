@@ -69,7 +69,7 @@ class Relay:
                                    cache_ttl=timedelta(hours=cfg.users.email_cache_hours))
         self.delivery = Delivery(self.db, self.slack, self.directory, mode=cfg.slack.approver_messages,
                                  secret_url=cfg.secret_url, default_hours=cfg.approvals.default_duration_hours,
-                                 metrics=self.metrics, owner=self.process_id)
+                                 metrics=self.metrics, owner=self.process_id, request_url=cfg.request_url)
         policy = sync.Policy(reviewer_cards=cfg.slack.approver_messages == "dm",
                              notify_expiry=cfg.approvals.notify_expiry)
         self.poller = Poller(self.db, self.ss, policy=policy, catch_up_hours=cfg.poll.catch_up_hours,

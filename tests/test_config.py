@@ -35,6 +35,15 @@ def test_env_overrides_toml(tmp_path):
     assert cfg.poll.interval_seconds == 5
 
 
+def test_request_url_defaults_to_the_secrets_page_and_refuses_unknown_fields(tmp_path):
+    cfg = load(tmp_path)
+    assert cfg.request_url(42, 1001) == "https://ss.example.com/SecretServer/app/#/secrets/1001/general"
+    cfg = load(tmp_path, SSRELAY_SECRET_SERVER_REQUEST_URL="{base_url}/requests/{id}")
+    assert cfg.request_url(42, 1001) == "https://ss.example.com/SecretServer/requests/42"
+    with pytest.raises(ConfigError, match=r"secret_server\.request_url: .*\{base_url\}, \{id\} and \{secret_id\}"):
+        load(tmp_path, SSRELAY_SECRET_SERVER_REQUEST_URL="{base_url}/requests/{request}")
+
+
 def test_bad_value_names_the_key_and_the_expectation(tmp_path):
     with pytest.raises(ConfigError) as e:
         load(tmp_path, '[slack]\nmode = "htp"\n')

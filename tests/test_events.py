@@ -42,6 +42,10 @@ def test_new_pending_request_asks_each_reviewer_once(sandbox, make_relay, mode):
         for fact in ("prod-db", "Databases", "Rita Requester", "rotate the keys", "INC-42"):
             assert fact in body, (who, fact)
         assert f"'value': '{rid}'" in body
+        # anyone who cannot sign in from Slack can act in Secret Server itself
+        [buttons] = [b["elements"] for b in msgs[0]["blocks"] if b["type"] == "actions"]
+        assert [(e["action_id"], e.get("url")) for e in buttons][2:] == [
+            ("open_in_ss", relay.cfg.secret_url(sandbox.secrets["prod-db"]))]
     assert approval_messages(sandbox, "rita", mode) == []
     method = "chat.postEphemeral" if mode == "ephemeral" else "chat.postMessage"
     assert len(sandbox.slack.calls_to(method)) == 2

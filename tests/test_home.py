@@ -41,6 +41,17 @@ def test_home_has_the_four_sections_in_order_and_sign_in_at_the_bottom():
     assert last["accessory"]["url"] == "https://relay.example.com/signin?state=abc"
 
 
+def test_every_row_offers_open_in_secret_server():
+    data = home.HomeData(signed_in=False, my_pending=(item(1),), to_review=(item(2),))
+    view = home.home_view(data, signin_url="https://relay/signin", request_url=lambda rid, sid:
+                          f"https://ss/app/#/secrets/{sid}/general?request={rid}")
+    mine = next(b for b in view["blocks"] if b.get("block_id") == "mine:1")
+    assert "<https://ss/app/#/secrets/101/general?request=1|Open in Secret Server>" in mine["text"]["text"]
+    actions = next(b for b in view["blocks"] if b.get("block_id") == "home:2")
+    assert [(e["action_id"], e.get("url")) for e in actions["elements"]][2:] == [
+        ("open_in_ss", "https://ss/app/#/secrets/102/general?request=2")]
+
+
 def test_signed_in_home_offers_log_off():
     view = home.home_view(home.HomeData(signed_in=True, ss_username="alice"), signin_url="unused")
     last = view["blocks"][-1]

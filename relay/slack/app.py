@@ -43,7 +43,7 @@ from ..web.signin import SignInPages
 from . import home as home_mod
 from . import replies
 from . import secret_flows   # secrets in Slack (issue 4)
-from .blocks import APPROVE, DENY, escape
+from .blocks import APPROVE, DENY, OPEN_IN_SS, escape
 from .directory import Directory
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ def build_app(cfg, handlers: "Interactions") -> App:
 
     for action_id in ACTION_IDS:
         app.action(action_id)(decision)
+    app.action(OPEN_IN_SS)(lambda ack: ack())       # URL button: the browser does the work
 
     @app.action(home_mod.SIGNIN)
     def signin_link(ack):
@@ -579,7 +580,8 @@ class Interactions:
     def _render_home(self, data: home_mod.HomeData, signin_url: str) -> dict:
         return home_mod.home_view(data, signin_url=signin_url, secret_url=self.cfg.secret_url,
                                   default_hours=self.cfg.approvals.default_duration_hours,
-                                  more_url=self.cfg.secret_server.base_url)
+                                  more_url=self.cfg.secret_server.base_url,
+                                  request_url=self.cfg.request_url)
 
     def _home_lock(self, user: str) -> threading.Lock:
         with self._home_locks_lock:

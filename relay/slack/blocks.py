@@ -23,6 +23,7 @@ ELLIPSIS = "…"
 
 APPROVE = "approve"
 DENY = "deny"
+OPEN_IN_SS = "open_in_ss"          # URL button: act on the request in Secret Server itself (ack only)
 
 
 def escape(text: Any) -> str:
@@ -89,8 +90,15 @@ def _comment(label: str, text: str) -> list[dict]:
     return [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{label}*\n{body}"}}]
 
 
-def approval_card(req: AccessRequest, ctx: dict, *, secret_url: str, default_hours: float) -> tuple[str, list]:
-    """What a reviewer sees: the request, and Approve / Deny."""
+def open_in_ss(url: str) -> dict:
+    """A URL button to act in Secret Server itself (for anyone who cannot sign in from Slack)."""
+    return {"type": "button", "action_id": OPEN_IN_SS, "url": url,
+            "text": plain("Open in Secret Server", BUTTON_TEXT_LIMIT)}
+
+
+def approval_card(req: AccessRequest, ctx: dict, *, secret_url: str, default_hours: float,
+                  request_url: str = "") -> tuple[str, list]:
+    """What a reviewer sees: the request, and Approve / Deny (and Open in Secret Server)."""
     requester = ctx.get("requester_name") or req.requester_username
     text = truncate(f"{requester} requests access to {req.secret_name}", FALLBACK_TEXT_LIMIT)
     blocks = [
@@ -102,6 +110,7 @@ def approval_card(req: AccessRequest, ctx: dict, *, secret_url: str, default_hou
              "text": plain("Approve", BUTTON_TEXT_LIMIT)},
             {"type": "button", "action_id": DENY, "value": str(req.id), "style": "danger",
              "text": plain("Deny", BUTTON_TEXT_LIMIT)},
+            *([open_in_ss(request_url)] if request_url else []),
         ]},
     ]
     return escape(text), blocks

@@ -32,13 +32,15 @@ log = logging.getLogger(__name__)
 class Delivery:
     def __init__(self, db: sqlite_utils.Database, api: SlackApi, directory: Directory, *,
                  mode: str, secret_url: Callable[[int], str], default_hours: float,
-                 metrics: Metrics | None = None, owner: str | None = None):
+                 metrics: Metrics | None = None, owner: str | None = None,
+                 request_url: Callable[[int, int], str] | None = None):
         self.db = db
         self.outbox = Outbox(db, owner)
         self.api = api
         self.directory = directory
         self.mode = mode
         self.secret_url = secret_url
+        self.request_url = request_url
         self.default_hours = default_hours
         self.metrics = metrics or Metrics()
         self.wake = threading.Event()
@@ -123,7 +125,9 @@ class Delivery:
         ctx = n.payload
         url = self.secret_url(req.secret_id)
         if n.event == sync.APPROVAL_REQUESTED:
-            text, blks = blocks.approval_card(req, ctx, secret_url=url, default_hours=self.default_hours)
+            text, blks = blocks.approval_card(
+                req, ctx, secret_url=url, default_hours=self.default_hours,
+                request_url=self.request_url(req.id, req.secret_id) if self.request_url else "")
             if self.mode == "dm":
                 data = self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
                 try:

@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..model import AccessRequest
 from .search import recent_rows   # issue 4: Recent Secrets rows
-from .blocks import (APPROVE, BUTTON_TEXT_LIMIT, CONTEXT_TEXT_LIMIT, DENY, HEADER_LIMIT,
+from .blocks import (APPROVE, open_in_ss, BUTTON_TEXT_LIMIT, CONTEXT_TEXT_LIMIT, DENY, HEADER_LIMIT,
                      SECTION_TEXT_LIMIT, escape, link, plain, truncate, when, window)
 
 VIEW_BLOCK_LIMIT = 100
@@ -66,15 +66,21 @@ def _empty(text: str) -> dict:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
+def _open_in_ss(item: HomeItem, request_url: Callable[[int, int], str] | None) -> str:
+    r = item.request
+    return f" · {link(request_url(r.id, r.secret_id), 'Open in Secret Server')}" if request_url else ""
+
+
 def _secret(item: HomeItem, secret_url: Callable[[int], str] | None) -> str:
     r = item.request
     return link(secret_url(r.secret_id), r.secret_name) if secret_url else f"*{escape(r.secret_name)}*"
 
 
-def _mine(item: HomeItem, secret_url, default_hours: float) -> list[dict]:
+def _mine(item: HomeItem, secret_url, default_hours: float, request_url=None) -> list[dict]:
     r = item.request
     lines = [f"{_secret(item, secret_url)}  ·  {escape(item.context.get('folder_name') or '')}".rstrip(" ·"),
-             f"Requested {when(r.requested_at)} · window: {window(r, default_hours)}",
+             f"Requested {when(r.requested_at)} · window: {window(r, default_hours)}"
+             f"{_open_in_ss(item, request_url)}",
              f"_{escape(r.review_status or 'Waiting for review')}_"]
     if r.comment:
         lines.append(f"> {escape(r.comment)[:300]}")
@@ -88,7 +94,7 @@ def _mine(item: HomeItem, secret_url, default_hours: float) -> list[dict]:
                                        "deny": plain("Keep it", 30)}}}]
 
 
-def _review(item: HomeItem, secret_url, default_hours: float) -> list[dict]:
+def _review(item: HomeItem, secret_url, default_hours: float, request_url=None) -> list[dict]:
     r = item.request
     requester = escape(item.context.get("requester_name") or r.requester_username)
     lines = [f"{_secret(item, secret_url)} requested by {requester}",
@@ -104,6 +110,7 @@ def _review(item: HomeItem, secret_url, default_hours: float) -> list[dict]:
              "text": plain("Approve", BUTTON_TEXT_LIMIT)},
             {"type": "button", "action_id": DENY, "value": str(r.id), "style": "danger",
              "text": plain("Deny", BUTTON_TEXT_LIMIT)},
+            *([open_in_ss(request_url(r.id, r.secret_id))] if request_url else []),
         ]},
     ]
 
@@ -130,7 +137,8 @@ def _listing(title: str, items, render, budget: int, empty: str, more_url: str) 
 
 
 def home_view(data: HomeData, *, signin_url: str, secret_url: Callable[[int], str] | None = None,
-              default_hours: float = 8, more_url: str = "") -> dict:
+              default_hours: float = 8, more_url: str = "",
+              request_url: Callable[[int, int], str] | None = None) -> dict:
     """The Home tab view for one person."""
     top: list[dict] = []
     if data.notice:
@@ -158,9 +166,9 @@ def home_view(data: HomeData, *, signin_url: str, secret_url: Callable[[int], st
     mine_min = 2 if not data.my_pending else min(room // 2, 1 + len(data.my_pending) + 1)
     review_need = 1 + 2 * len(data.to_review) + (1 if data.to_review else 1)
     mine_budget = max(mine_min, room - review_need)
-    mine = _listing("My Pending Requests", data.my_pending, lambda i: _mine(i, secret_url, default_hours),
+    mine = _listing("My Pending Requests", data.my_pending, lambda i: _mine(i, secret_url, default_hours, request_url),
                     mine_budget, "You have no pending requests.", more_url)
-    review = _listing("Approval Requests", data.to_review, lambda i: _review(i, secret_url, default_hours),
+    review = _listing("Approval Requests", data.to_review, lambda i: _review(i, secret_url, default_hours, request_url),
                       room - len(mine), "Nothing is waiting for your review.", more_url)
     blocks = top + mine + [{"type": "divider"}] + review + recent + bottom
     return {"type": "home", "callback_id": "ssrelay_home", "blocks": blocks}
