@@ -77,7 +77,7 @@ def run_checks(cfg: Config) -> list[Check]:
         reach = _guard("secret server reachable", lambda: _health(ss, cfg.secret_server.base_url), FIX_REACH)
     out.append(reach)
     if reach.ok:
-        login = _guard("relay account login", lambda: f"signed in as {ss.current_user().username}", FIX_LOGIN)
+        login = _guard("relay account login", lambda: _login(ss), FIX_LOGIN)
     else:
         login = Check("relay account login", False, "skipped: Secret Server is not reachable")
     out.append(login)
@@ -200,10 +200,22 @@ def _zone_hint(read: datetime, now: datetime, configured: str) -> str:
     return _hours(local - offset)
 
 
+FLAVOURS = {"password": "Secret Server (on-premises or SS Cloud; OAuth2 password grant)",
+            "platform": "Delinea Platform tenant (service user, client credentials; vault found by the "
+                        "vault broker)"}
+
+
 def _health(ss, base_url: str) -> str:
     if not ss.healthcheck():
         raise RuntimeError(f"{base_url} answered, but its health check does not say healthy")
-    return f"{base_url} answers its health check"
+    return f"{base_url} answers its health check: {FLAVOURS[ss.detect_flavour()]}"
+
+
+def _login(ss) -> str:
+    name = ss.current_user().username
+    if ss.detect_flavour() == "platform":
+        return f"signed in as {name} (platform service user; vault {ss.base_url})"
+    return f"signed in as {name}"
 
 
 # ---------------------------------------------------------------------- Slack

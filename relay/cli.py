@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--preview", action="store_true",
                    help="serve a local web page showing each sandbox person's Slack, with working buttons")
     d.add_argument("--port", type=int, default=8765, help="port of the preview page (with --preview)")
+    d.add_argument("--flavour", choices=("password", "platform"), default="password",
+                   help="run the Secret Server stand-in as on-premises/SS Cloud (password) or behind a "
+                        "Delinea Platform tenant (platform)")
     d.set_defaults(fn=cmd_demo)
     return p
 

@@ -169,6 +169,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("secret_server", "verify_tls"): (True, _verify),
     ("secret_server", "timeout_seconds"): (15, _number(1, 300)),
     ("secret_server", "timezone"): ("UTC", _tz),
+    ("secret_server", "auth"): ("auto", _choice("auto", "password", "platform")),
     ("secret_server", "secret_url"): ("{base_url}/app/#/secrets/{id}/general", _str),
     ("secret_server", "request_url"): ("{base_url}/app/#/secrets/{secret_id}/general", _request_url),
     ("slack", "mode"): ("http", _choice("http", "socket")),

@@ -80,13 +80,17 @@ def run_demo(args) -> int:
     if getattr(args, "log_level", "INFO").upper() == "INFO":
         logging.getLogger().setLevel(logging.WARNING)   # the demo prints the messages instead
     print("ssrelay demo: starting the Secret Server and Slack stand-ins on loopback...", flush=True)
-    sb = scenario.start()
+    platform = getattr(args, "flavour", "password") == "platform"
+    sb = scenario.start(platform=platform)
     tmp = tempfile.TemporaryDirectory(prefix="ssrelay-demo-")
     relay = None
     try:
         cfg = sb.config(scenario.temp_db_path(tmp.name), SLACK_APPROVER_MESSAGES="dm")
         relay = Relay(cfg).start(http=False)
         printer = Printer(sb)
+        if platform:
+            print(f"  Delinea Platform stand-in: {sb.ss.platform_url} (the relay signs in as its service "
+                  f"user and finds the vault through the vault broker)", flush=True)
         print(f"  Secret Server stand-in: {sb.ss.base_url}\n  Slack stand-in:         {sb.slack.api_url}\n"
               f"  people: rita (requester), alice and bob (approvers, DM cards)", flush=True)
 

@@ -42,7 +42,7 @@ def build_ss_client(cfg: Config, *, retry_seconds: float = POLL_RETRY_SECONDS) -
     return SecretServerClient(
         s.base_url, credentials=RelayCredentials(s.username, s.password.value, s.domain),
         timeout=float(s.timeout_seconds), verify=s.verify_tls, tz=ZoneInfo(s.timezone),
-        retry_seconds=retry_seconds)
+        retry_seconds=retry_seconds, auth=s.auth)
 
 
 class Relay:

@@ -158,3 +158,10 @@ def test_config_option_works_after_the_command_too(tmp_path):
     assert run.returncode == 0 and str(tmp_path / "y.db") in run.stdout
     run = ssrelay("--config", str(cfg), "status", cwd="/")
     assert run.returncode == 0
+
+
+def test_demo_runs_behind_a_delinea_platform_tenant(tmp_path):
+    run = ssrelay("demo", "--flavour", "platform", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Delinea Platform stand-in: http://127.0.0.1:" in run.stdout
+    assert run.stdout.count("[Approve]  [Deny]") == 4 and "Demo complete" in run.stdout

@@ -71,3 +71,20 @@ def test_refused_password_is_a_client_error_with_the_servers_words(ss):
     with pytest.raises(SecretServerClientError) as err:
         PasswordGrantAuthorizer(ss.base_url, "alice", "wrong").get_access_token()
     assert err.value.message == "invalid_grant"
+
+
+def test_the_sdk_finds_the_platform_stand_in_and_its_vault():
+    with SecretServerStandIn(platform=True) as ss:
+        svc = ss.add_user("svc-relay", "client-secret-1")
+        ss.add_secret("prod-db admin", viewers=[svc])
+        server = SecretServer(ss.platform_url, PasswordGrantAuthorizer(ss.platform_url, "svc-relay",
+                                                                       "client-secret-1"))
+
+        found = json.loads(server.search_secrets(query_params={"filter.searchText": "prod"}))
+
+        assert server.authorizer._server_type == "platform"
+        assert server.base_url == ss.base_url                 # the default, active vault
+        assert [r["name"] for r in found["records"]] == ["prod-db admin"]
+        assert [c.body for c in ss.calls_to(r"xpmplatform$")] == [
+            {"client_id": "svc-relay", "client_secret": "***", "grant_type": "client_credentials",
+             "scope": "xpmheadless"}]

@@ -54,7 +54,8 @@ class Sandbox:
 
     def environ(self, db_path: str, **overrides: str) -> dict[str, str]:
         env = {
-            "SSRELAY_SECRET_SERVER_BASE_URL": self.ss.base_url,
+            # a platform tenant is configured by its own address; the relay finds the vault
+            "SSRELAY_SECRET_SERVER_BASE_URL": self.ss.platform_url if self.ss.platform else self.ss.base_url,
             "SSRELAY_SECRET_SERVER_USERNAME": RELAY_USERNAME,
             "SSRELAY_SECRET_SERVER_PASSWORD": RELAY_PASSWORD,
             "SSRELAY_SECRET_SERVER_TIMEOUT_SECONDS": "5",
@@ -82,10 +83,12 @@ class Sandbox:
         self.ss.stop()
 
 
-def start(*, cast: bool = True) -> Sandbox:
+def start(*, cast: bool = True, platform: bool = False) -> Sandbox:
     """Start both stand-ins; with `cast`, add the standard people, groups and secrets:
-    rita requests, alice and bob approve (group "DB Approvers"), the relay account watches."""
-    ss = SecretServerStandIn().start()
+    rita requests, alice and bob approve (group "DB Approvers"), the relay account watches.
+    `platform`: Secret Server sits behind a Delinea Platform tenant (the relay account is
+    its service user)."""
+    ss = SecretServerStandIn(platform=platform).start()
     slack = SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN).start()
     sb = Sandbox(ss, slack)
     if cast:

@@ -80,14 +80,20 @@ _ROUTES: list[tuple[str, re.Pattern, str, bool]] = [
     ]
 ]
 _NOT_FOUND = {"message": "No HTTP resource was found that matches the request URI."}
+PLATFORM_TOKEN_PATH = "/identity/api/oauth2/token/xpmplatform"
+VAULTS_PATH = "/vaultbroker/api/vaults"
+_PLATFORM_PATHS = ("/health", PLATFORM_TOKEN_PATH, VAULTS_PATH)
 
 
 class SecretServerStandIn:
     """Secret Server over loopback HTTP. Thread-safe; world-building methods return ids."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token_ttl_seconds: int = 1200,
-                 default_take: int = 10):
+                 default_take: int = 10, platform: bool = False):
         self._host, self._port = host, port
+        # platform: also act as a Delinea Platform tenant at `platform_url` (health, service
+        # user token, vault broker); the vault (this Secret Server) stays at `base_url`
+        self.platform = platform
         self.world = World(base_url_fn=lambda: self.base_url, token_ttl_seconds=token_ttl_seconds,
                            default_take=default_take)
         self.auth_failure_status = 401
@@ -128,10 +134,15 @@ class SecretServerStandIn:
 
     @property
     def base_url(self) -> str:
+        return self.platform_url + PREFIX
+
+    @property
+    def platform_url(self) -> str:
+        """The tenant's address in platform mode (the vault is at `base_url`)."""
         if self._server is None:
             raise RuntimeError("stand-in not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{PREFIX}"
+        return f"http://{host}:{port}"
 
     # ---------------------------------------------------------------- world (delegated)
     @property
@@ -343,6 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         path = parts.path
         if not path.lower().startswith(PREFIX.lower()):
+            if ss.platform and path in _PLATFORM_PATHS:
+                self._platform(path, raw)
+                return
             self._send(404, _NOT_FOUND)
             return
         path = path[len(PREFIX):] or "/"
@@ -377,6 +391,41 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, payload, headers = self._dispatch(path, query, form, body, token, user)
             self._send(status, payload, headers)
+
+    def _platform(self, path: str, raw: bytes) -> None:
+        """The Delinea Platform tenant: what python-tss-sdk and the relay use of it."""
+        ss = self.standin
+        form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        token = self._bearer()
+        user = ss.world.user_for_token(token) if token else None
+        body = {k: ("***" if k == "client_secret" else v) for k, v in form.items()} or None
+        self._call = ss._record(Call(self.command, path, {}, user.username if user else None, body))
+        fault = ss._take_fault(path)
+        if fault is not None and fault.hang is None:
+            self._send_fault(fault)
+            return
+        try:
+            if path == "/health" and self.command == "GET":
+                # the platform's body is not published; Delinea's python-tss-sdk reads `Healthy`
+                self._send(200, {"Healthy": True})
+            elif path == PLATFORM_TOKEN_PATH and self.command == "POST":
+                self._send(200, ss.world.platform_token(form))
+            elif path == VAULTS_PATH and self.command == "GET":
+                if user is None:
+                    self._send(401, {"message": "Unauthorized"})
+                else:
+                    self._send(200, {"vaults": [
+                        {"vaultId": "0b6c9a52-0000-4000-8000-000000000001", "name": "Old vault",
+                         "type": "SecretServer", "isDefault": False, "isActive": False,
+                         "connection": {"url": "https://old-vault.invalid/SecretServer",
+                                        "oAuthProfileId": "p0"}},
+                        {"vaultId": "0b6c9a52-0000-4000-8000-000000000002", "name": "Secret Server",
+                         "type": "SecretServer", "isDefault": True, "isActive": True,
+                         "connection": {"url": ss.base_url, "oAuthProfileId": "p1"}}]})
+            else:
+                self._send(405, {"message": "Method not allowed."})
+        except ApiError as e:
+            self._send(e.status, e.body, e.headers)
 
     def _bearer(self) -> str | None:
         auth = self.headers.get("Authorization", "")

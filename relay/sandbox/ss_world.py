@@ -458,6 +458,23 @@ class World:
                 return self.issue_tokens(tok.user_id)
             raise ApiError(400, {"error": "unsupported_grant_type"})
 
+    def platform_token(self, form: dict[str, str]) -> dict:
+        """A Delinea Platform service user's client-credentials grant (scope xpmheadless).
+        Here a service user is an SS user: client_id its username, client_secret its password.
+        Shape and error strings of the real platform are not published: OAuth2's are used."""
+        with self.lock:
+            if form.get("grant_type") != "client_credentials":
+                raise ApiError(400, {"error": "unsupported_grant_type"})
+            if form.get("scope") != "xpmheadless":
+                raise ApiError(400, {"error": "invalid_scope"})
+            user = next((u for u in self.users.values()
+                         if u.username.lower() == form.get("client_id", "").lower()), None)
+            if user is None or not user.enabled or user.password != form.get("client_secret"):
+                raise ApiError(400, {"error": "invalid_client"})
+            tokens = self.issue_tokens(user.id)
+            self.refresh_tokens.pop(tokens.pop("refresh_token"), None)   # none for this grant
+            return {**tokens, "scope": "xpmheadless"}
+
     def user_for_token(self, token: str) -> User | None:
         with self.lock:
             tok = self.tokens.get(token)

@@ -43,6 +43,9 @@ from relay.ss import parse
 log = logging.getLogger("relay.ss")
 
 TOKEN_PATH = "/oauth2/token"
+PLATFORM_TOKEN_PATH = "/identity/api/oauth2/token/xpmplatform"
+VAULTS_PATH = "/vaultbroker/api/vaults"
+AUTO_AUTH, PASSWORD_AUTH, PLATFORM_AUTH = "auto", "password", "platform"
 EXPIRY_MARGIN = timedelta(seconds=60)     # renew this long BEFORE the token expires
 MAX_ATTEMPTS = 25                          # safety net on top of the time budget
 MAX_REREADS = 20                           # a listing that shifts more often than this is abandoned
@@ -324,8 +327,12 @@ class SecretServerClient(_Reads):
                  timeout: float = 15.0, verify: bool | str = True, retry_seconds: float = 30.0,
                  tz: tzinfo = timezone.utc, user_agent: str = "ssrelay", page_size: int = 500,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] | None = None):
+                 clock: Callable[[], float] | None = None, auth: str = PASSWORD_AUTH):
         self.base_url = base_url.rstrip("/")
+        # Delinea Platform: `base_url` is the tenant; API calls go to its vault once found
+        self.platform_url = self.base_url
+        self.auth = auth
+        self.flavour: str | None = None if auth == AUTO_AUTH else auth
         self.timeout = timeout
         self.verify = verify
         self.retry_seconds = retry_seconds
@@ -351,6 +358,38 @@ class SecretServerClient(_Reads):
         self.close()
 
     # ------------------------------------------------------------------ relay auth
+    # ------------------------------------------------------------------ flavour
+    def detect_flavour(self) -> str:
+        """PASSWORD_AUTH (on-premises or SS Cloud) or PLATFORM_AUTH (Delinea Platform), as
+        configured, or for "auto" found the way Delinea's python-tss-sdk does: SS answers
+        `{base}/api/v1/healthcheck`, a platform tenant `{base}/health`. Neither healthy:
+        PASSWORD_AUTH, so the usual errors say what is wrong."""
+        if self.flavour is None:
+            if self._healthy(self.platform_url + "/api/v1/healthcheck"):
+                self.flavour = PASSWORD_AUTH
+            elif self._healthy(self.platform_url + "/health"):
+                self.flavour = PLATFORM_AUTH
+            else:
+                return PASSWORD_AUTH
+            log.info("Secret Server flavour: %s", self.flavour)
+        return self.flavour
+
+    def _platform_grant(self) -> TokenSet:
+        """The relay account as a platform service user: client-credentials grant, scope
+        xpmheadless. Then the vault's API URL (once): the default, active vault."""
+        c = self._credentials
+        assert c is not None
+        tokens = self._token({"grant_type": "client_credentials", "client_id": c.username,
+                              "client_secret": c.password, "scope": "xpmheadless"},
+                             None, AuthenticationFailed, idempotent=True,
+                             url=self.platform_url + PLATFORM_TOKEN_PATH)
+        if self.base_url == self.platform_url:
+            data = self._request("GET", self.platform_url + VAULTS_PATH,
+                                 token=tokens.access_token)
+            self.base_url = parse.default_vault_url(data, path=VAULTS_PATH)
+            log.info("Delinea Platform vault: %s", self.base_url)
+        return tokens
+
     def _relay_token(self) -> str:
         if self._credentials is None:
             raise AuthenticationFailed("no relay credentials configured")
@@ -358,6 +397,9 @@ class SecretServerClient(_Reads):
             tokens = self._relay_tokens
             if tokens is not None and tokens.fresh(_utcnow()):
                 return tokens.access_token
+            if self.detect_flavour() == PLATFORM_AUTH:
+                self._relay_tokens = self._platform_grant()
+                return self._relay_tokens.access_token
             if tokens is not None and tokens.refresh_token:
                 try:
                     self._relay_tokens = self.refresh_user(tokens.refresh_token)
@@ -394,6 +436,9 @@ class SecretServerClient(_Reads):
     # ------------------------------------------------------------------ sessions of people
     def login_user(self, username: str, password: str, domain: str = "", otp: str = "") -> TokenSet:
         """Password grant. 400 -> AuthenticationFailed (otp_required when SS asks for an OTP)."""
+        if self.base_url == self.platform_url and self._credentials is not None \
+                and self.detect_flavour() == PLATFORM_AUTH:
+            self._relay_token()              # people sign in at the vault: find it first
         form = {"grant_type": "password", "username": username, "password": password}
         if domain:
             form["domain"] = domain
@@ -419,9 +464,9 @@ class SecretServerClient(_Reads):
         return UserApi(self, tokens, on_refresh)
 
     def _token(self, form: dict, headers: dict | None, error: type[AuthenticationFailed], *,
-               idempotent: bool) -> TokenSet:
+               idempotent: bool, url: str = TOKEN_PATH) -> TokenSet:
         try:
-            data = self._request("POST", TOKEN_PATH, data=form, headers=headers, token=None,
+            data = self._request("POST", url, data=form, headers=headers, token=None,
                                  idempotent=idempotent)
         except RequestRejected as e:
             raise self._auth_error(e, error) from None
@@ -452,11 +497,27 @@ class SecretServerClient(_Reads):
 
     # ------------------------------------------------------------------ health
     def healthcheck(self) -> bool:
-        """True when SS says it is healthy (anonymous). False when it answers otherwise;
-        SecretServerUnavailable when it cannot be reached within the retry budget."""
+        """True when SS (on the platform: the tenant until its vault is known) says it is
+        healthy (anonymous). False when it answers otherwise; SecretServerUnavailable when
+        it cannot be reached within the retry budget."""
+        if self.detect_flavour() == PLATFORM_AUTH and self.base_url == self.platform_url:
+            return self._healthy(self.platform_url + "/health", quiet=False)
+        return self._healthy(self.base_url + "/api/v1/healthcheck", quiet=False)
+
+    def _healthy(self, url: str, *, quiet: bool = True) -> bool:
+        """Whether `url` answers a health check saying healthy (`healthy` in any case).
+        `quiet`: one try, and unreachable is just False (flavour detection)."""
         try:
-            data = self._request("GET", "/api/v1/healthcheck", token=None)
+            if quiet:
+                resp = self._session.get(url, timeout=self.timeout, verify=self.verify,
+                                         allow_redirects=False)
+                with resp:
+                    data = _json_body(resp, url) if resp.status_code == 200 else None
+            else:
+                data = self._request("GET", url, token=None)
         except (SecretServerBadResponse, RequestRejected, AccessDenied, _AuthRejected):
+            return False
+        except requests.RequestException:
             return False
         if isinstance(data, dict):
             for key, value in data.items():
@@ -521,7 +582,8 @@ class SecretServerClient(_Reads):
     def _exchange(self, method: str, path: str, params, json, data, headers,
                   idempotent: bool) -> Any:
         try:
-            resp = self._session.request(method, self.base_url + path, params=params, json=json,
+            url = path if path.startswith(("https://", "http://")) else self.base_url + path
+            resp = self._session.request(method, url, params=params, json=json,
                                          data=data, headers=headers, timeout=self.timeout,
                                          verify=self.verify, allow_redirects=False)
         except requests.ConnectTimeout:

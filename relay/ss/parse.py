@@ -228,3 +228,18 @@ def _host_value(item: Any, path: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SecretServerBadResponse("restricted host without a value", path=path)
     return value
+
+
+def default_vault_url(data: Any, *, path: str = "") -> str:
+    """The API URL of a Delinea Platform tenant's default, active vault
+    (`GET /vaultbroker/api/vaults`: `vaults[]` with `isDefault`, `isActive`, `connection.url`),
+    chosen as Delinea's python-tss-sdk does."""
+    vaults = _obj(data, "vault list", path).get("vaults")
+    if not isinstance(vaults, list):
+        raise SecretServerBadResponse("vault list without vaults", path=path)
+    for v in vaults:
+        if isinstance(v, dict) and v.get("isDefault") is True and v.get("isActive") is True:
+            url = (v.get("connection") or {}).get("url") if isinstance(v.get("connection"), dict) else None
+            if isinstance(url, str) and url.startswith(("https://", "http://")):
+                return url.rstrip("/")
+    raise SecretServerBadResponse("the platform lists no default, active vault with a URL", path=path)
