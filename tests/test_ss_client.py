@@ -214,8 +214,10 @@ def test_listing_walks_all_pages_in_a_stable_order(ss, w, make_client):
                      for skip in ("0", "3", "6")]
 
 
-def test_paging_under_churn_misses_nothing_and_abandons_nothing(ss, w, make_client):
-    """Requests are added and decided between every two page reads of a long listing."""
+@pytest.mark.parametrize("per_read", [1, 4])
+def test_paging_under_churn_misses_nothing_and_abandons_nothing(ss, w, make_client, per_read):
+    """Requests are added and decided between every two page reads of a long listing (4 per
+    read is more than a page's overlap: the overlap has to grow)."""
     ids = [ss.create_request(w.db_secret, w.alice, comment=f"r{i}") for i in range(40)]
     client = make_client(page_size=6)
     added: list[int] = []
@@ -223,10 +225,11 @@ def test_paging_under_churn_misses_nothing_and_abandons_nothing(ss, w, make_clie
 
     def churn(call):
         if call.method == "GET" and call.query.get("skip", "0") != "0" and len(decided) < 12:
-            # one earlier request is decided (the listing shifts left), a new one arrives
-            ss.cancel(ids[len(decided) * 2])
-            decided.append(ids[len(decided) * 2])
-            added.append(ss.create_request(w.db_secret, w.alice, comment="late"))
+            for _ in range(per_read):
+                # an earlier request is decided (the listing shifts left), a new one arrives
+                ss.cancel(ids[len(decided) * 2])
+                decided.append(ids[len(decided) * 2])
+                added.append(ss.create_request(w.db_secret, w.alice, comment="late"))
     ss.before_answer(f"^{REQUESTS}$", churn)
 
     pending = client.list_pending()

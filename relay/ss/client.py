@@ -155,8 +155,8 @@ class _Reads:
         ascending `key` order (`sortBy[0].name`, `sortBy[0].direction=asc`, as Delinea's
         PowerShell module sends) and each page after the first starts `overlap` records
         early. A page whose first key is beyond the last key already read means records
-        before it left the listing between two reads (so some may have been skipped): that
-        stretch is read again. Records seen twice are merged by key, so requests added or
+        before it left the listing between two reads (so some may have been skipped): the
+        overlap doubles and that stretch is read again. Records seen twice are merged by key, so requests added or
         decided between page reads neither abandon the listing nor go missing. If SS answers
         out of order (it ignored the sort), or without `key`, the strict rules apply: a
         `total` that shrinks between pages or records that do not add up to it ->
@@ -194,11 +194,14 @@ class _Reads:
                     return strict, last_total
                 continue
             if last_key is not None and skip > 0 and (not keys or keys[0] > last_key):
-                rereads += 1                 # records before this page left the listing
+                # more records before this page left the listing than the overlap covers:
+                # double the overlap and read again from that much earlier
+                rereads += 1
                 if rereads > MAX_REREADS:
                     raise SecretServerBadResponse("inconsistent listing (kept shifting)",
                                                   path=path)
-                skip = max(0, skip - size + overlap)
+                overlap = min(size - 1, overlap * 2)
+                skip = max(0, skip - overlap)
                 continue
             for k, r in zip(keys, recs):
                 merged[k] = r
