@@ -68,7 +68,7 @@ def _categorized(host: Any) -> dict:
     return {"category": "Servers", "value": str(host)}
 
 
-def _matches(secret: "SecretRec", text: str) -> bool:
+def _matches(secret: SecretRec, text: str) -> bool:
     """`filter.searchText` as SS documents it: the secret's name, a field value, or the
     contents of a list field. Only whether it matches is used: values are never returned."""
     if not text or text in secret.name.lower():

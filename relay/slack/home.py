@@ -79,8 +79,8 @@ def _secret(item: HomeItem, secret_url: Callable[[int], str] | None) -> str:
 def _mine(item: HomeItem, secret_url, default_hours: float, request_url=None) -> list[dict]:
     r = item.request
     lines = [f"{_secret(item, secret_url)}  ·  {escape(item.context.get('folder_name') or '')}".rstrip(" ·"),
-             f"Requested {when(r.requested_at)} · window: {window(r, default_hours)}"
-             f"{_open_in_ss(item, request_url)}",
+             (f"Requested {when(r.requested_at)} · window: {window(r, default_hours)}"
+              f"{_open_in_ss(item, request_url)}"),
              f"_{escape(r.review_status or 'Waiting for review')}_"]
     if r.comment:
         lines.append(f"> {escape(r.comment)[:300]}")

@@ -164,7 +164,7 @@ class SecretFlows:
             return sv.prompt_modal(step.secret, step.launcher, self.secret_url)
         if k == sec.LAUNCHED:
             return sv.launched_modal(step.secret, step.launcher, step.url, self.secret_url)
-        if k == sec.HANDOFF:
+        if k == sec.HANDOFF and step.secret is not None:
             return sv.handoff_modal(step.secret, step.launcher, step.url, self.secret_url)
         if k == sec.FORM:
             return sv.request_modal(step.secret.id, step.secret.name)
