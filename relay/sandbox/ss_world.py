@@ -14,6 +14,12 @@ Stand-in assumptions (not confirmed against a real SS; see shared/reference/secr
   400 `{"message": "...", "errorCode": "API_ApprovalRequired"}` (invented).
 - Approved requests are not expired by the clock; call `expire()`.
 - Missing / wrong OTP: 400 `{"error": "invalid_grant", "error_description": "...OTP..."}`.
+- Listings without `sortBy` come newest first (SS's default order is not documented);
+  `sortBy[0].name` sorts by the record field of that name, any case.
+- A launch answers `baseUrl` "sslauncher:///" and `ssUrl` "guid=...&url=..." (the model's
+  field descriptions; the real values are not published).
+- Platform mode: `/health` answers `{"Healthy": true}`; service users are SS users (client id
+  = username, client secret = password); OAuth2's error strings.
 """
 
 from __future__ import annotations
