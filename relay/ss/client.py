@@ -46,6 +46,7 @@ TOKEN_PATH = "/oauth2/token"
 PLATFORM_TOKEN_PATH = "/identity/api/oauth2/token/xpmplatform"
 VAULTS_PATH = "/vaultbroker/api/vaults"
 AUTO_AUTH, PASSWORD_AUTH, PLATFORM_AUTH = "auto", "password", "platform"
+PROBE_TIMEOUT = 5.0                        # seconds for one flavour-detection health probe
 EXPIRY_MARGIN = timedelta(seconds=60)     # renew this long BEFORE the token expires
 MAX_ATTEMPTS = 25                          # safety net on top of the time budget
 MAX_REREADS = 20                           # a listing that shifts more often than this is abandoned
@@ -511,9 +512,9 @@ class SecretServerClient(_Reads):
         """Whether `url` answers a health check saying healthy (`healthy` in any case).
         `quiet`: one try, and unreachable is just False (flavour detection)."""
         try:
-            if quiet:
-                resp = self._session.get(url, timeout=self.timeout, verify=self.verify,
-                                         allow_redirects=False)
+            if quiet:                          # a probe: short, so a dead host costs little
+                resp = self._session.get(url, timeout=min(self.timeout, PROBE_TIMEOUT),
+                                         verify=self.verify, allow_redirects=False)
                 with resp:
                     data = _json_body(resp, url) if resp.status_code == 200 else None
             else:
