@@ -75,6 +75,8 @@ class Relay:
         self.poller = Poller(self.db, self.ss, policy=policy, catch_up_hours=cfg.poll.catch_up_hours,
                              metrics=self.metrics)
         self.poller.listeners.append(self._after_poll)
+        # Approval messages owed from before this start wait for this process's first good poll.
+        self.delivery.hold_asks = lambda: self.poller.last_success is None
         self.web = WebApp()
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
         self.web.route("GET", "/readyz", self.readyz)

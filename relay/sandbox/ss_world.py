@@ -150,6 +150,7 @@ class World:
         self.token_ttl_seconds = token_ttl_seconds
         self.default_take = default_take
         self.v1_secrets_enabled = True
+        self.sort_supported = True      # False: `sortBy` is ignored (and not echoed)
         self.users: dict[int, User] = {}
         self.groups: dict[int, Group] = {}
         self.folders: dict[int, Folder] = {}
@@ -484,7 +485,8 @@ class World:
                     if self._can_see_request(r, caller.id)
                     and (not status or r.status.lower() == status.lower())
                     and (not mine_only or r.requester_id == caller.id)]
-            return self.page(rows, q)
+            rows, sort_by = sort_records(rows, q) if self.sort_supported else (rows, [])
+            return self.page(rows, q, sort_by)
 
     def api_get_request(self, caller, q, body, *, id):
         with self.lock:
@@ -637,7 +639,7 @@ class World:
                     "encodedUrl": f"sslauncher:///?guid={guid}"}
 
     # ---------------------------------------------------------------- paging
-    def page(self, rows: list, q: dict) -> dict:
+    def page(self, rows: list, q: dict, sort_by: list | None = None) -> dict:
         """The PagingOf<T> envelope. `take` is capped at 1000 here: SS's real cap is unknown
         (PowerShell sends 2147483647 and it is accepted)."""
         def num(*names, default):
@@ -657,5 +659,25 @@ class World:
                 "hasNext": has_next, "hasPrev": skip > 0,
                 "nextSkip": skip + take if has_next else None,
                 "pageCount": (total + take - 1) // take, "prevSkip": max(0, skip - take),
-                "records": records, "severity": "None", "skip": skip, "sortBy": [],
+                "records": records, "severity": "None", "skip": skip, "sortBy": sort_by or [],
                 "success": True, "take": take, "total": total}
+
+
+def sort_records(rows: list[dict], q: dict) -> tuple[list[dict], list[dict]]:
+    """Apply `sortBy[0].name` / `sortBy[0].direction` (asc by default) to model records, and
+    the `sortBy` echo of the paging envelope. The name is a model property, matched without
+    regard to case (SS's PowerShell module sends `SecretId`). Nulls sort lowest, as in SQL
+    Server: first ascending, last descending. An unknown name leaves the order alone and is
+    not echoed (stand-in assumption: what SS does with one is not documented)."""
+    name = q.get("sortBy[0].name", "")
+    if not name or not rows:
+        return rows, []
+    key = next((k for k in rows[0] if k.lower() == name.lower()), None)
+    if key is None:
+        return rows, []
+    direction = "desc" if q.get("sortBy[0].direction", "").lower() == "desc" else "asc"
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]
+    present.sort(key=lambda r: r[key], reverse=direction == "desc")
+    ordered = missing + present if direction == "asc" else present + missing
+    return ordered, [{"name": name, "direction": direction, "priority": 0}]
