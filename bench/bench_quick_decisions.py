@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import tempfile
 import threading
 import time
@@ -48,7 +47,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 2)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 2)
 
 
 def quick_phase(sb, n: int, interval: float, tag: str) -> list[tuple[int, str, float]]:
@@ -100,7 +99,7 @@ def wait_told(sb, decided: list[tuple[int, str, float]], limit: float) -> dict[s
 
 
 def summary(sb, decided: list[tuple[int, str, float]], told: dict[str, float | None], limit: float) -> dict:
-    latencies = [told[c] - at for _, c, at in decided if told[c] is not None]
+    latencies = [when - at for _, c, at in decided if (when := told[c]) is not None]
     within = sum(1 for lat in latencies if lat <= limit)
     return {"requests": len(decided), "told": len(latencies),
             "told_within_limit_pct": round(100.0 * within / len(decided), 1),
@@ -113,9 +112,14 @@ def run_relay(sb, path: str, interval: float, *, decided_listing: bool = True):
     from relay.runtime import Relay
     relay = Relay(sb.config(path, POLL_INTERVAL_SECONDS=str(interval)))
     if not decided_listing:
-        relay.poller._decided = lambda since: {}        # the relay before it read decisions every cycle
+        # the relay before it read decisions every cycle
+        relay.poller._decided = lambda since: {}  # type: ignore[method-assign]
     polled = threading.Event()
-    relay.poller.listeners.append(lambda result: result.ok and polled.set())
+
+    def on_poll(result) -> None:
+        if result.ok:
+            polled.set()
+    relay.poller.listeners.append(on_poll)
     relay.start(http=False)
     polled.wait(30)
     return relay
