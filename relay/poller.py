@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -73,11 +74,18 @@ class Poller:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self._folders: dict[int, tuple[str, float]] = {}
+        self._cycle_lock = threading.Lock()
         self._self_id: int | None = None
         self.last_success: datetime | None = None     # of this process (readiness)
         self.listeners: list[Callable[[PollResult], None]] = []
 
     def poll_once(self) -> PollResult:
+        """One cycle; a call made while another runs (a nudge during the scheduled poll)
+        waits for it, then polls again: two cycles never interleave."""
+        with self._cycle_lock:
+            return self._poll_once()
+
+    def _poll_once(self) -> PollResult:
         started = time.perf_counter()
         try:
             result = self._cycle()

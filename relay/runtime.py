@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import sync
+from . import nudge, sync
 from .config import Config
 from .logs import REDACTOR
 from .metrics import Metrics
@@ -88,6 +88,8 @@ class Relay:
         self.interactions.install()
         self._time_slack_acks()
         # ---- end interactions -----------------------------------------------------------------
+        REDACTOR.add(cfg.nudge.token.value)     # POST /ss/nudge: poll now (only with [nudge] token)
+        self.nudger = nudge.install(self)
         self._scheduler: BackgroundScheduler | None = None
         self._threads: list[threading.Thread] = []
         self._server = None
