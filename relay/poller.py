@@ -163,18 +163,7 @@ class Poller:
                     ids.add(person.id)
             reviewers[rid] = tuple(sorted(ids))
 
-        # A decided record of a watched request stands in for reading it individually.
-        resolved: dict[int, AccessRequest | None] = {
-            rid: req for rid, req in decided.items()
-            if rid in known and (req.status != known[rid].status or req.fingerprint != known[rid].fingerprint)}
-        for rid in plan.request_reads:
-            if rid in decided:
-                resolved[rid] = decided[rid]
-                continue
-            try:
-                resolved[rid] = self.ss.get_request(rid)
-            except AccessDenied:
-                resolved[rid] = None
+        resolved = self._resolved(known, plan, decided)
         unseen = {rid: req for rid, req in decided.items() if rid not in known}
         for rid in snapshot.seen(self.db, unseen):     # settled earlier: told then, if at all
             del unseen[rid]
@@ -213,6 +202,23 @@ class Poller:
             log.info("poll recorded changes", extra={"listed": len(index.fingerprints), "upserts": len(result.upserts),
                                                      "notifications": added})
         return PollResult(ok=True, listed=len(index.fingerprints), added=added, changed=frozenset(changed))
+
+    def _resolved(self, known: dict[int, sync.Known], plan: sync.Plan,
+                  decided: dict[int, AccessRequest]) -> dict[int, AccessRequest | None]:
+        """The current state of watched requests that changed or left the Pending listing:
+        from the decided listing where it has them, else read one by one (None: unreadable)."""
+        resolved: dict[int, AccessRequest | None] = {
+            rid: req for rid, req in decided.items()
+            if rid in known and (req.status != known[rid].status or req.fingerprint != known[rid].fingerprint)}
+        for rid in plan.request_reads:
+            if rid in decided:
+                resolved[rid] = decided[rid]
+                continue
+            try:
+                resolved[rid] = self.ss.get_request(rid)
+            except AccessDenied:
+                resolved[rid] = None
+        return resolved
 
     def _window(self, now: datetime) -> datetime | None:
         last = snapshot.get_state(self.db, "last_successful_poll")

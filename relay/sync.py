@@ -133,14 +133,14 @@ def diff(known: Mapping[int, Known], obs: Observation, told: Mapping[int, frozen
         k = known.get(rid)
         if k is None:
             continue
-        req = obs.resolved[rid]
-        if req is None:
+        now_is = obs.resolved[rid]
+        if now_is is None:
             out.diff.gone.append(rid)
             out.diff.settled.append(rid)
         elif k.status == PENDING:
-            out.pending_resolved(req, k)
+            out.pending_resolved(now_is, k)
         elif k.status == APPROVED:
-            out.approved_resolved(req, k)
+            out.approved_resolved(now_is, k)
 
     listed = obs.pending.keys() if obs.listed is None else obs.listed
     for rid in sorted(obs.decided):
