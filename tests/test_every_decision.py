@@ -26,11 +26,13 @@ def asked_about(sb, rid: int) -> list:
             if f"'value': '{rid}'" in repr(c.args.get("blocks"))]
 
 
-def quick_decision(sb, decide: str, comment: str) -> int:
-    """Rita asks for prod-db and a reviewer decides before anybody could have listed it:
-    the stand-in's lock is held from creation to decision, so no poll sees it Pending."""
+def quick_decision(sb, decide: str, comment: str, after: float = 0.0) -> int:
+    """Rita asks for prod-db and a reviewer decides `after` seconds later, before anybody could
+    have listed it: the stand-in's lock is held from creation to decision, so no poll sees it
+    Pending (the pause is the story's, not a wait for the relay)."""
     with sb.ss.world.lock:
         rid = sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, comment="quick one")
+        threading.Event().wait(after)
         if decide == "approve":
             sb.ss.approve(rid, sb["bob"].ss_id, comment,
                           expiration=datetime.now(UTC) + timedelta(hours=1))
@@ -79,9 +81,9 @@ def test_quick_decisions_are_told_within_one_poll_interval(sandbox, tmp_path):
     relay.poller.listeners.append(lambda result: result.ok and polled.set())
     relay.start(http=False)
     try:
-        polled.wait(10)
-        # Test execution: five requests, each decided the moment it is created.
-        ids = [quick_decision(sandbox, "approve", f"quick {i}") for i in range(5)]
+        assert polled.wait(10), "first poll"
+        # Test execution: five requests, each approved 0.1 s after it was created.
+        ids = [quick_decision(sandbox, "approve", f"quick {i}", after=0.1) for i in range(5)]
         # Validating: every requester is told within one poll interval plus 5 s; no reviewer asked.
         wait_until(lambda: len(sandbox.slack.messages(sandbox["rita"].slack_id)) >= 5, interval + 5,
                    "five approvals told")
