@@ -40,13 +40,15 @@ def listing_calls(sb) -> list[dict]:
 
 def test_reading_stops_at_the_first_decision_older_than_the_window(sandbox, client):
     ids = approved_at(sandbox, [50, 1, 40, 2, 30, 3, 20, 4, 10, 5, 60, 70])
+    client.page_size = 4
     sandbox.ss.reset_calls()
     found = client.decided_since(APPROVED, NOW - timedelta(minutes=12), take=5)
     # newest first: 1, 2, 3, 4, 5 and 10 minutes ago
     assert [r.id for r in found] == [ids[1], ids[3], ids[5], ids[7], ids[9], ids[8]]
+    # a small first page, all in the window, then a page_size page that reaches older ones
     calls = listing_calls(sandbox)
     assert [(q["skip"], q["take"], q["sortBy[0].name"], q["sortBy[0].direction"]) for q in calls] == [
-        ("0", "5", "ResponseDate", "desc"), ("5", "5", "ResponseDate", "desc")]
+        ("0", "5", "ResponseDate", "desc"), ("5", "4", "ResponseDate", "desc")]
 
 
 def test_a_server_that_ignores_the_order_is_read_to_the_end(sandbox, client):

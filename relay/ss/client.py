@@ -204,7 +204,8 @@ class _Reads:
         `expirationDate` (when the access ended). A record without one is never in the window.
 
         Pages are asked sorted by that date, descending, and reading stops at the first record
-        older than `since`: one page of `take` in steady state. The order is trusted only when
+        older than `since`: one page of `take` in steady state (later pages, after downtime,
+        are `page_size` long). The order is trusted only when
         the page's `sortBy` echo names it and the dates really descend; otherwise every page
         is read (`page_size` at a time) and filtered, so a server that ignores the sort order
         costs more reads, never a missed decision."""
@@ -222,8 +223,9 @@ class _Reads:
         skip, trusted = 0, True
         previous: datetime | None = None
         while True:
-            page = self._api("GET", path, params={**base, "skip": skip,
-                                                  "take": take if trusted else self._client.page_size})
+            # A small first page (steady state); a catch-up that needs more reads big pages.
+            size = take if skip == 0 and trusted else self._client.page_size
+            page = self._api("GET", path, params={**base, "skip": skip, "take": size})
             recs = [parse.parse_access_request(r, self._client.tz, path=path)
                     for r in parse.records(page, path)]
             # No shrink check here (unlike the Pending listing): decided listings change as
