@@ -13,6 +13,9 @@ Stand-in assumptions (not confirmed against a real SS; see shared/reference/secr
 - Launching a secret that requires approval without an Approved request of the caller:
   400 `{"message": "...", "errorCode": "API_ApprovalRequired"}` (invented).
 - Approved requests are not expired by the clock; call `expire()`.
+- Listings honour `sortBy[0].name` (a SecretAccessModel property, any case, as SS's PowerShell
+  module sends `SecretId`) and `sortBy[0].direction`, nulls lowest (SQL Server's order), and
+  echo them in `sortBy`; an unknown name is ignored. A canceled request has no `responseDate`.
 - Missing / wrong OTP: 400 `{"error": "invalid_grant", "error_description": "...OTP..."}`.
 """
 
