@@ -155,12 +155,19 @@ def test_restart_never_asks_about_a_request_decided_while_stopped(sandbox, tmp_p
     released = threading.Event()
     sandbox.ss.fail(LISTING, hang=released, times=1)
     again = Relay(sandbox.config(db))
+    looks = []                          # each time delivery asks the outbox what is due
+    due = again.delivery.outbox.due
+    again.delivery.outbox.due = lambda *a, **kw: looks.append(1) or due(*a, **kw)  # type: ignore[method-assign]
     again.start(http=False)
     try:
         # Delivery runs while the poll hangs: S's approval (owed, still true) goes out...
         wait_until(lambda: "S is fine" in texts(sandbox.slack.messages(sandbox["rita"].slack_id)), 10,
                    "the owed approval of S")
-        # ...but R's asks wait for a fresh look at Secret Server.
+        # ...but R's asks wait for a fresh look at Secret Server, without spinning the delivery
+        # loop (it looks about once a second, not a hundred times).
+        before = len(looks)
+        threading.Event().wait(1.0)
+        assert len(looks) - before <= 5
         assert asked_about(sandbox, r) == []
         released.set()
         wait_until(lambda: "R is fine" in texts(sandbox.slack.messages(sandbox["rita"].slack_id)), 10,

@@ -76,7 +76,7 @@ class Delivery:
 
     def _idle_wait(self, idle: float) -> float:
         nxt = self.outbox.next_due_at()
-        if nxt is None:
+        if nxt is None or self.hold_asks():     # held asks are due but must not spin the loop
             return idle
         return max(0.01, min(idle, (nxt - self.clock()).total_seconds()))
 
