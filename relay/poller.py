@@ -126,12 +126,7 @@ class Poller:
             self._self_id = self.ss.current_user().id
         known = snapshot.load_known(self.db)
         index = self.ss.pending_index()
-        since = self._window(now)
-        # Read after the Pending listing: a request in both was decided in between.
-        decided = self._decided(since)
-        listed = {rid: fp for rid, fp in index.fingerprints.items() if rid not in decided}
-        plan = sync.plan(known, listed, now)
-        listing = {rid: index.request(rid) for rid in plan.reviewer_reads}   # parse only what changed
+        plan = sync.plan(known, index.fingerprints, now)
 
         group_cache: dict[int, tuple[Person, ...]] = {}
         unreadable: dict[int, str] = {}     # reviewer groups SS will not show the relay account
@@ -163,13 +158,19 @@ class Poller:
                     ids.add(person.id)
             reviewers[rid] = tuple(sorted(ids))
 
+        # Decisions are read last, after the Pending listing and the reviewers: a request in
+        # both listings was decided in between, and is never asked about.
+        since = self._window(now)
+        decided = self._decided(since)
+        listed = {rid: fp for rid, fp in index.fingerprints.items() if rid not in decided}
+        listing = {rid: index.request(rid) for rid in plan.reviewer_reads if rid in listed}   # parse only what changed
         resolved = self._resolved(known, plan, decided)
         unseen = {rid: req for rid, req in decided.items() if rid not in known}
         for rid in snapshot.seen(self.db, unseen):     # settled earlier: told then, if at all
             del unseen[rid]
 
         # Who is involved in what changed: names and e-mails for the messages and the mapping.
-        touched = [listing[r] for r in plan.reviewer_reads] + [r for r in resolved.values() if r] + list(unseen.values())
+        touched = list(listing.values()) + [r for r in resolved.values() if r] + list(unseen.values())
         people, fetched = self._people(set(members) | {r.requester_id for r in touched}, members, now)
         context = {}
         for req in touched:
@@ -181,7 +182,7 @@ class Poller:
 
         obs = sync.Observation(now=now, pending=listing, listed=listed.keys(), reviewers=reviewers, resolved=resolved,
                                decided=unseen, since=since, context=context)
-        affected = set(plan.reviewer_reads) | set(resolved) | set(unseen)
+        affected = set(listing) | set(resolved) | set(unseen)
         with self.db.atomic():
             told = snapshot.told(self.db, affected)
             result = sync.diff(known, obs, told, self.policy)

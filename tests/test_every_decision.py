@@ -181,3 +181,28 @@ def test_restart_never_asks_about_a_request_decided_while_stopped(sandbox, tmp_p
     # Validating: nobody was asked about R; Rita heard about each request once.
     assert asked_about(sandbox, r) == []
     assert len(sandbox.slack.messages(sandbox["rita"].slack_id)) == 2
+
+
+def test_a_request_decided_while_its_reviewers_are_read_is_not_asked_about(sandbox, make_relay):
+    # Test setup: the relay has polled once; Rita asks for prod-db.
+    relay = make_relay()
+    cycle(relay)
+    rid = sandbox.ss.create_request(sandbox.secrets["prod-db"], sandbox["rita"].ss_id, comment="fast")
+    # Test execution: the poll lists it Pending; while it reads the reviewers, Bob approves.
+    released = threading.Event()
+    sandbox.ss.fail(r"/pending$", hang=released, times=1)
+    poll = threading.Thread(target=relay.poller.poll_once)
+    poll.start()
+    try:
+        sandbox.ss.wait_for(lambda c: c.path.endswith(f"/{rid}/pending"), timeout=10)
+        sandbox.ss.approve(rid, sandbox["bob"].ss_id, "already done",
+                           expiration=datetime.now(UTC) + timedelta(hours=1))
+    finally:
+        released.set()
+        poll.join(10)
+    while relay.delivery.deliver_due():
+        pass
+    # Validating: nobody is asked; Rita hears the approval once.
+    assert asked_about(sandbox, rid) == []
+    (told,) = sandbox.slack.messages(sandbox["rita"].slack_id)
+    assert "already done" in texts([told])
