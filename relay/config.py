@@ -22,6 +22,7 @@ SECRET_KEYS = {
     ("slack", "signing_secret"),
     ("slack", "app_token"),
     ("storage", "encryption_key"),
+    ("nudge", "token"),
 }
 
 
@@ -191,6 +192,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("http", "public_url"): ("http://localhost:3000", _url),
     ("storage", "path"): ("ssrelay.db", _str),
     ("storage", "encryption_key"): ("", _fernet_key),
+    ("nudge", "token"): ("", _str),
 }
 
 
@@ -215,6 +217,7 @@ class Config:
     approvals: Section
     http: Section
     storage: Section
+    nudge: Section
     source: str = ""
 
     def secret_url(self, secret_id: int) -> str:

@@ -64,10 +64,12 @@ class Outbox:
 
     def recover(self, alive_since: datetime) -> int:
         """Rows left `sending` by a process whose last heartbeat is older than `alive_since`
-        (it crashed or stopped) go back to `pending`; a live peer's in-flight rows stay."""
+        (it crashed or stopped) go back to `pending`, marked `maybe_delivered` (the message may
+        be out: a later supersede still tells its reviewer); a live peer's in-flight rows stay."""
         with self.db.atomic():
             n = self.db.execute(
-                "UPDATE outbox SET state = 'pending' WHERE state = 'sending' AND (claimed_by IS NULL OR "
+                "UPDATE outbox SET state = 'pending', maybe_delivered = 1 "
+                "WHERE state = 'sending' AND (claimed_by IS NULL OR "
                 "(claimed_by IS NOT ? AND claimed_by NOT IN "
                 "(SELECT id FROM relay_processes WHERE heartbeat_at >= ?)))",
                 [self.owner, alive_since.isoformat()]).rowcount

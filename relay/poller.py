@@ -1,6 +1,9 @@
 """One poll cycle: read Secret Server as the relay account, diff, record in one transaction.
 
-Reads are O(changes): the Pending listing (all pages), then only what the plan asks for.
+Reads are O(changes): the Pending listing (all pages), the requests decided since the last
+successful poll (one page per decided status in steady state, newest first), then only what
+the plan asks for. A request decided faster than one poll interval is therefore still told,
+and the catch-up after downtime is the same read over a longer window.
 Any Secret Server failure abandons the cycle before anything is diffed or written, so an
 outage can never look like a wave of cancellations.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -19,20 +23,29 @@ import sqlite_utils
 from . import sync
 from .errors import AccessDenied, SecretServerError
 from .metrics import Metrics
-from .model import APPROVED, DENIED, AccessRequest, Person, StepReviewer
+from .model import (
+    APPROVED,
+    CANCELED,
+    DENIED,
+    EXPIRED,
+    AccessRequest,
+    Person,
+    StepReviewer,
+)
 from .store import snapshot
 
 log = logging.getLogger(__name__)
 
 PEOPLE_TTL = timedelta(hours=1)      # how long an SS user's name and e-mail are trusted
 FOLDER_TTL_SECONDS = 3600.0
+DECIDED = (APPROVED, DENIED, CANCELED, EXPIRED)   # read every cycle, newest decision first
 
 
 class RelayReader(Protocol):
     """What the poll needs from Secret Server (relay.ss.client.SecretServerClient)."""
 
     def pending_index(self): ...          # .fingerprints {id: str}, .request(id) -> AccessRequest
-    def list_requests(self, status: str) -> list[AccessRequest]: ...
+    def decided_since(self, status: str, since: datetime) -> list[AccessRequest]: ...
     def get_request(self, request_id: int) -> AccessRequest: ...
     def step_reviewers(self, request_id: int) -> tuple[StepReviewer, ...]: ...
     def group_members(self, group_id: int) -> tuple[Person, ...]: ...
@@ -61,12 +74,18 @@ class Poller:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self._folders: dict[int, tuple[str, float]] = {}
-        self._caught_up = False
+        self._cycle_lock = threading.Lock()
         self._self_id: int | None = None
         self.last_success: datetime | None = None     # of this process (readiness)
         self.listeners: list[Callable[[PollResult], None]] = []
 
     def poll_once(self) -> PollResult:
+        """One cycle; a call made while another runs (a nudge during the scheduled poll)
+        waits for it, then polls again: two cycles never interleave."""
+        with self._cycle_lock:
+            return self._poll_once()
+
+    def _poll_once(self) -> PollResult:
         started = time.perf_counter()
         try:
             result = self._cycle()
@@ -77,7 +96,6 @@ class Poller:
             with self.db.atomic():
                 snapshot.set_state(self.db, "last_poll_error", f"{self.clock().isoformat()} {kind}: {exc}")
             log.warning("poll abandoned", extra={"reason": kind, "error": str(exc)})
-            self._caught_up = False     # decisions made during the gap are looked for again
             return PollResult(ok=False, error=f"{kind}: {exc}")
         except Exception as exc:        # a bug or a local failure (database): say so, try next time
             kind = type(exc).__name__
@@ -88,7 +106,6 @@ class Poller:
                     snapshot.set_state(self.db, "last_poll_error", f"{self.clock().isoformat()} {kind}: {exc}")
             except Exception:
                 pass
-            self._caught_up = False
             return PollResult(ok=False, error=f"{kind}: {exc}")
         finally:
             self.metrics.poll_duration.observe(time.perf_counter() - started)
@@ -110,7 +127,6 @@ class Poller:
         known = snapshot.load_known(self.db)
         index = self.ss.pending_index()
         plan = sync.plan(known, index.fingerprints, now)
-        listing = {rid: index.request(rid) for rid in plan.reviewer_reads}   # parse only what changed
 
         group_cache: dict[int, tuple[Person, ...]] = {}
         unreadable: dict[int, str] = {}     # reviewer groups SS will not show the relay account
@@ -142,17 +158,19 @@ class Poller:
                     ids.add(person.id)
             reviewers[rid] = tuple(sorted(ids))
 
-        resolved: dict[int, AccessRequest | None] = {}
-        for rid in plan.request_reads:
-            try:
-                resolved[rid] = self.ss.get_request(rid)
-            except AccessDenied:
-                resolved[rid] = None
-
-        away = self._decided_while_away(now, known, index.fingerprints) if not self._caught_up else {}
+        # Decisions are read last, after the Pending listing and the reviewers: a request in
+        # both listings was decided in between, and is never asked about.
+        since = self._window(now)
+        decided = self._decided(since)
+        listed = {rid: fp for rid, fp in index.fingerprints.items() if rid not in decided}
+        listing = {rid: index.request(rid) for rid in plan.reviewer_reads if rid in listed}   # parse only what changed
+        resolved = self._resolved(known, plan, decided)
+        unseen = {rid: req for rid, req in decided.items() if rid not in known}
+        for rid in snapshot.seen(self.db, unseen):     # settled earlier: told then, if at all
+            del unseen[rid]
 
         # Who is involved in what changed: names and e-mails for the messages and the mapping.
-        touched = [listing[r] for r in plan.reviewer_reads] + [r for r in resolved.values() if r] + list(away.values())
+        touched = list(listing.values()) + [r for r in resolved.values() if r] + list(unseen.values())
         people, fetched = self._people(set(members) | {r.requester_id for r in touched}, members, now)
         context = {}
         for req in touched:
@@ -162,9 +180,9 @@ class Poller:
                 "requester_name": requester.name if requester else req.requester_username,
             }
 
-        obs = sync.Observation(now=now, pending=listing, listed=index.fingerprints.keys(), reviewers=reviewers, resolved=resolved,
-                               decided_while_away=away, context=context)
-        affected = set(plan.reviewer_reads) | set(plan.request_reads) | set(away)
+        obs = sync.Observation(now=now, pending=listing, listed=listed.keys(), reviewers=reviewers, resolved=resolved,
+                               decided=unseen, since=since, context=context)
+        affected = set(listing) | set(resolved) | set(unseen)
         with self.db.atomic():
             told = snapshot.told(self.db, affected)
             result = sync.diff(known, obs, told, self.policy)
@@ -173,7 +191,6 @@ class Poller:
             if unreadable:      # for `ssrelay status`: whose members could not be asked
                 snapshot.set_state(self.db, "unreadable_groups", json.dumps(
                     {"at": now.isoformat(), "groups": {str(k): v for k, v in sorted(unreadable.items())}}))
-        self._caught_up = True
         changed = {ev.recipient for ev in result.events}
         for req, revs in result.upserts:
             changed.add(req.requester_id)
@@ -187,17 +204,34 @@ class Poller:
                                                      "notifications": added})
         return PollResult(ok=True, listed=len(index.fingerprints), added=added, changed=frozenset(changed))
 
-    def _decided_while_away(self, now: datetime, known, listing) -> dict[int, AccessRequest]:
+    def _resolved(self, known: dict[int, sync.Known], plan: sync.Plan,
+                  decided: dict[int, AccessRequest]) -> dict[int, AccessRequest | None]:
+        """The current state of watched requests that changed or left the Pending listing:
+        from the decided listing where it has them, else read one by one (None: unreadable)."""
+        resolved: dict[int, AccessRequest | None] = {
+            rid: req for rid, req in decided.items()
+            if rid in known and (req.status != known[rid].status or req.fingerprint != known[rid].fingerprint)}
+        for rid in plan.request_reads:
+            if rid in decided:
+                resolved[rid] = decided[rid]
+                continue
+            try:
+                resolved[rid] = self.ss.get_request(rid)
+            except AccessDenied:
+                resolved[rid] = None
+        return resolved
+
+    def _window(self, now: datetime) -> datetime | None:
         last = snapshot.get_state(self.db, "last_successful_poll")
-        since = sync.catch_up_window(datetime.fromisoformat(last) if last else None, now, self.catch_up_hours)
+        return sync.decision_window(datetime.fromisoformat(last) if last else None, now, self.catch_up_hours)
+
+    def _decided(self, since: datetime | None) -> dict[int, AccessRequest]:
+        """Requests decided since `since`, by id (None: a fresh database, nothing is news)."""
+        out: dict[int, AccessRequest] = {}
         if since is None:
-            return {}
-        seen = {r[0] for r in self.db.execute("SELECT id FROM access_requests")}
-        out = {}
-        for status in (APPROVED, DENIED):
-            for req in self.ss.list_requests(status):
-                if req.id in seen or req.id in listing or req.decided_at is None or req.decided_at < since:
-                    continue
+            return out
+        for status in DECIDED:     # a request in two listings changed in between: the later read wins
+            for req in self.ss.decided_since(status, since):
                 out[req.id] = req
         return out
 

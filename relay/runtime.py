@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import sync
+from . import nudge, sync
 from .config import Config
 from .logs import REDACTOR
 from .metrics import Metrics
@@ -75,6 +75,8 @@ class Relay:
         self.poller = Poller(self.db, self.ss, policy=policy, catch_up_hours=cfg.poll.catch_up_hours,
                              metrics=self.metrics)
         self.poller.listeners.append(self._after_poll)
+        # Approval messages owed from before this start wait for this process's first good poll.
+        self.delivery.hold_asks = lambda: self.poller.last_success is None
         self.web = WebApp()
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
         self.web.route("GET", "/readyz", self.readyz)
@@ -86,6 +88,8 @@ class Relay:
         self.interactions.install()
         self._time_slack_acks()
         # ---- end interactions -----------------------------------------------------------------
+        REDACTOR.add(cfg.nudge.token.value)     # POST /ss/nudge: poll now (only with [nudge] token)
+        self.nudger = nudge.install(self)
         self._scheduler: BackgroundScheduler | None = None
         self._threads: list[threading.Thread] = []
         self._server = None

@@ -7,7 +7,7 @@ recipients are SS user ids; mapping them to Slack happens at delivery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import AbstractSet, Mapping, NamedTuple
 
@@ -65,7 +65,8 @@ class Observation:
     listed: AbstractSet[int] | None = None               # ids of the whole Pending listing (default: pending's keys)
     reviewers: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # current step, for plan.reviewer_reads
     resolved: Mapping[int, AccessRequest | None] = field(default_factory=dict)  # plan.request_reads; None = unreadable
-    decided_while_away: Mapping[int, AccessRequest] = field(default_factory=dict)  # catch-up listing
+    decided: Mapping[int, AccessRequest] = field(default_factory=dict)   # decided in the window, never seen by the snapshot
+    since: datetime | None = None                        # start of the decision window
     context: Mapping[int, dict] = field(default_factory=dict)  # per request: folder_name, requester_name
 
 
@@ -113,27 +114,10 @@ def diff(known: Mapping[int, Known], obs: Observation, told: Mapping[int, frozen
          policy: Policy = Policy()) -> Diff:
     """Snapshot + observation -> what to store and whom to tell.
 
-    `told[request_id]` holds the reviewers whose approval message was sent or is being sent.
+    `told[request_id]` holds the reviewers who may have seen its approval message: sent, in
+    flight, or interrupted in flight.
     """
-    out = Diff()
-
-    def payload(req: AccessRequest) -> dict:
-        return {"request": request_to_dict(req), **obs.context.get(req.id, {})}
-
-    def ask(req: AccessRequest, reviewers: tuple[int, ...]) -> None:
-        already = told.get(req.id, frozenset())
-        for uid in sorted(set(reviewers)):
-            if uid != req.requester_id and uid not in already:
-                out.events.append(Event(req.id, APPROVAL_REQUESTED, uid, payload(req)))
-
-    def close(req: AccessRequest, requester_kind: str | None, reviewer_kind: str | None) -> None:
-        out.settled.append(req.id)
-        if requester_kind:
-            out.events.append(Event(req.id, requester_kind, req.requester_id, payload(req)))
-        if reviewer_kind:
-            for uid in sorted(told.get(req.id, frozenset())):
-                out.events.append(Event(req.id, reviewer_kind, uid, payload(req)))
-
+    out = _Builder(obs, told, policy)
     for rid in sorted(obs.pending):
         req = obs.pending[rid]
         k = known.get(rid)
@@ -142,66 +126,133 @@ def diff(known: Mapping[int, Known], obs: Observation, told: Mapping[int, frozen
         reviewers = obs.reviewers.get(rid)
         if reviewers is None:          # not read this cycle (cannot happen when plan() was followed)
             continue
-        out.upserts.append((req, tuple(sorted(set(reviewers)))))
-        ask(req, reviewers)
+        out.diff.upserts.append((req, tuple(sorted(set(reviewers)))))
+        out.ask(req, reviewers)
 
     for rid in sorted(obs.resolved):
         k = known.get(rid)
         if k is None:
             continue
-        req = obs.resolved[rid]
-        if req is None:
-            out.gone.append(rid)
-            out.settled.append(rid)
-            continue
-        before = k.status
-        reviewers = tuple(sorted(k.reviewers))
-        if req.status == before and not (before == APPROVED and _ended(req, obs.now)):
-            if req.fingerprint != k.fingerprint:
-                out.upserts.append((req, reviewers))
-            continue
-        if before == PENDING:
-            if req.status == PENDING:
-                continue               # listing raced with a change; next cycle sees it
-            out.upserts.append((req, reviewers))
-            if req.status == CANCELED:
-                close(req, None, CANCELED_NOTICE)
-            elif req.status == APPROVED:
-                close(req, APPROVED_NOTICE, REVIEW_CLOSED if policy.reviewer_cards else None)
-            elif req.status == DENIED:
-                close(req, DENIED_NOTICE, REVIEW_CLOSED if policy.reviewer_cards else None)
-            elif req.status == EXPIRED:   # approved and over between two polls
-                close(req, EXPIRED_NOTICE if policy.notify_expiry else None,
-                      REVIEW_CLOSED if policy.reviewer_cards else None)
-        elif before == APPROVED:
-            if req.status in (EXPIRED, APPROVED):
-                ended = req if req.status == EXPIRED else _with_status(req, EXPIRED)
-                out.upserts.append((ended, reviewers))
-                if policy.notify_expiry:
-                    out.events.append(Event(rid, EXPIRED_NOTICE, req.requester_id, payload(ended)))
-            elif req.status == DENIED:
-                out.upserts.append((req, reviewers))
-                out.events.append(Event(rid, DENIED_NOTICE, req.requester_id, payload(req)))
-            else:
-                out.upserts.append((req, reviewers))
+        now_is = obs.resolved[rid]
+        if now_is is None:
+            out.diff.gone.append(rid)
+            out.diff.settled.append(rid)
+        elif k.status == PENDING:
+            out.pending_resolved(now_is, k)
+        elif k.status == APPROVED:
+            out.approved_resolved(now_is, k)
 
     listed = obs.pending.keys() if obs.listed is None else obs.listed
-    for rid in sorted(obs.decided_while_away):
-        if rid in known or rid in listed:
-            continue
-        req = obs.decided_while_away[rid]
-        out.upserts.append((req, ()))
-        kind = {APPROVED: APPROVED_NOTICE, DENIED: DENIED_NOTICE}.get(req.status)
-        if kind:
-            out.events.append(Event(rid, kind, req.requester_id, payload(req)))
-    return out
+    for rid in sorted(obs.decided):
+        if rid not in known and rid not in listed:
+            out.decided_unseen(obs.decided[rid])
+    return out.diff
 
 
-def catch_up_window(last_success: datetime | None, now: datetime, hours: float) -> datetime | None:
-    """Since when decisions made while the relay was away are still news (None: do not look)."""
-    if last_success is None or hours <= 0:
+class _Builder:
+    """Collects one diff: one method per transition."""
+
+    def __init__(self, obs: Observation, told: Mapping[int, frozenset[int]], policy: Policy):
+        self.obs, self.told, self.policy = obs, told, policy
+        self.diff = Diff()
+
+    def payload(self, req: AccessRequest) -> dict:
+        return {"request": request_to_dict(req), **self.obs.context.get(req.id, {})}
+
+    def tell(self, req: AccessRequest, kind: str, recipient: int) -> None:
+        self.diff.events.append(Event(req.id, kind, recipient, self.payload(req)))
+
+    def ask(self, req: AccessRequest, reviewers: tuple[int, ...]) -> None:
+        already = self.told.get(req.id, frozenset())
+        for uid in sorted(set(reviewers)):
+            if uid != req.requester_id and uid not in already:
+                self.tell(req, APPROVAL_REQUESTED, uid)
+
+    def close(self, req: AccessRequest, requester_kinds: tuple[str, ...], reviewer_kind: str | None) -> None:
+        """A request left Pending: unsent asks are moot, the requester and the reviewers who
+        may have seen an ask hear what happened."""
+        self.diff.settled.append(req.id)
+        for kind in requester_kinds:
+            self.tell(req, kind, req.requester_id)
+        if reviewer_kind:
+            for uid in sorted(self.told.get(req.id, frozenset())):
+                self.tell(req, reviewer_kind, uid)
+
+    def outcome(self, req: AccessRequest) -> tuple[AccessRequest, tuple[str, ...]]:
+        """What the requester hears about a decision first seen now, and the request as it is
+        to be stored. An approval whose window is already over (SS says Expired, or Approved
+        with a past expirationDate) is told as "approved", then "has ended"."""
+        ended: tuple[str, ...] = (EXPIRED_NOTICE,) if self.policy.notify_expiry else ()
+        if req.status == APPROVED and _ended(req, self.obs.now):
+            return _with_status(req, EXPIRED), (APPROVED_NOTICE, *ended)
+        if req.status == APPROVED:
+            return req, (APPROVED_NOTICE,)
+        if req.status == EXPIRED:
+            return req, (APPROVED_NOTICE, *ended)
+        if req.status == DENIED:
+            return req, (DENIED_NOTICE,)
+        return req, ()
+
+    def pending_resolved(self, req: AccessRequest, k: Known) -> None:
+        if req.status == PENDING:
+            if req.fingerprint != k.fingerprint:
+                self.diff.upserts.append((req, tuple(sorted(k.reviewers))))
+            return                     # the listing raced with a change; next cycle sees it
+        stored, kinds = self.outcome(req)
+        self.diff.upserts.append((stored, tuple(sorted(k.reviewers))))
+        if req.status == CANCELED:
+            self.close(stored, (), CANCELED_NOTICE)
+        else:
+            self.close(stored, kinds, REVIEW_CLOSED if self.policy.reviewer_cards else None)
+
+    def approved_resolved(self, req: AccessRequest, k: Known) -> None:
+        reviewers = tuple(sorted(k.reviewers))
+        if req.status == APPROVED and not _ended(req, self.obs.now):
+            if req.fingerprint != k.fingerprint:
+                self.diff.upserts.append((req, reviewers))
+            return
+        if req.status in (EXPIRED, APPROVED):
+            ended = req if req.status == EXPIRED else _with_status(req, EXPIRED)
+            self.diff.upserts.append((ended, reviewers))
+            if self.policy.notify_expiry:
+                self.tell(ended, EXPIRED_NOTICE, req.requester_id)
+        elif req.status == DENIED:
+            self.diff.upserts.append((req, reviewers))
+            self.tell(req, DENIED_NOTICE, req.requester_id)
+        else:
+            self.diff.upserts.append((req, reviewers))
+
+    def decided_unseen(self, req: AccessRequest) -> None:
+        """A request decided before any poll saw it Pending: its requester hears the outcome
+        once; nobody is asked. An ended approval is news only when the approval itself falls
+        in the decision window (older ones were over before the relay could have told them)."""
+        stored, kinds = self.outcome(req)
+        if req.status == EXPIRED and not self._approved_in_window(req):
+            kinds = ()
+        self.diff.upserts.append((stored, ()))
+        for kind in kinds:
+            self.tell(stored, kind, req.requester_id)
+
+    def _approved_in_window(self, req: AccessRequest) -> bool:
+        since = self.obs.since
+        return req.decided_at is not None and (since is None or req.decided_at >= since)
+
+
+# A running relay always looks back at least this far, whatever `poll.catch_up_hours` says:
+# decisions made since the previous poll are news, not catch-up.
+STEADY_WINDOW = timedelta(minutes=10)
+# SS and the relay read different clocks: look back this much before the last successful poll.
+CLOCK_MARGIN = timedelta(minutes=5)
+
+
+def decision_window(last_success: datetime | None, now: datetime, catch_up_hours: float) -> datetime | None:
+    """Since when decisions are news: the last successful poll (less a margin for clock skew),
+    but after downtime never further back than `catch_up_hours` (nor less than
+    STEADY_WINDOW). None on a fresh database: old decisions are not news."""
+    if last_success is None:
         return None
-    return max(last_success - timedelta(minutes=5), now - timedelta(hours=hours))
+    floor = now - max(timedelta(hours=catch_up_hours), STEADY_WINDOW)
+    return max(last_success - CLOCK_MARGIN, floor)
 
 
 def _ended(req: AccessRequest, now: datetime) -> bool:
@@ -209,5 +260,4 @@ def _ended(req: AccessRequest, now: datetime) -> bool:
 
 
 def _with_status(req: AccessRequest, status: str) -> AccessRequest:
-    from dataclasses import replace
     return replace(req, status=status)

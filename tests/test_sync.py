@@ -104,10 +104,67 @@ def test_unreadable_request_is_marked_gone_and_nobody_is_told():
     assert out.gone == [1] and out.events == []
 
 
-def test_decided_while_away_tells_the_requester_only():
-    approved = req(rid=7, status="Approved", decided_by="Alice", decided_at=NOW - timedelta(hours=1))
-    out = diff({}, Observation(now=NOW, pending={}, decided_while_away={7: approved}), told={})
-    assert [(e.kind, e.recipient) for e in out.events] == [("approved", REQUESTER)]
+def test_decided_before_any_poll_saw_it_tells_the_requester_only():
+    approved = req(rid=7, status="Approved", decided_by="Alice", decided_at=NOW - timedelta(minutes=1),
+                   expiration=NOW + timedelta(hours=1))
+    denied = req(rid=8, status="Denied", decided_by="Bob", decided_at=NOW - timedelta(minutes=1))
+    canceled = req(rid=9, status="Canceled")
+    out = diff({}, Observation(now=NOW, pending={}, decided={7: approved, 8: denied, 9: canceled},
+                               since=NOW - timedelta(minutes=6)), told={})
+    assert [(e.request_id, e.kind, e.recipient) for e in out.events] == [
+        (7, "approved", REQUESTER), (8, "denied", REQUESTER)]
+    assert out.upserts == [(approved, ()), (denied, ()), (canceled, ())]
+    assert out.settled == []
+
+
+def test_a_decided_request_still_in_the_pending_listing_or_the_snapshot_is_not_told_twice():
+    approved = req(rid=7, status="Approved", decided_at=NOW, expiration=NOW + timedelta(hours=1))
+    listed = diff({}, Observation(now=NOW, pending={}, listed={7}, decided={7: approved}), told={})
+    known = diff({7: Known.of(approved)}, Observation(now=NOW, pending={}, decided={7: approved}), told={})
+    assert listed.events == [] and known.events == []
+
+
+def test_pending_to_expired_between_two_polls_tells_approved_then_ended():
+    r = req()
+    known = {1: Known.of(r, frozenset({ALICE}))}
+    expired = replace(r, status="Expired", decided_by="Bob", decided_at=NOW - timedelta(minutes=3),
+                      expiration=NOW - timedelta(minutes=1))
+    obs = Observation(now=NOW, pending={}, resolved={1: expired})
+    out = diff(known, obs, told={1: frozenset({ALICE})}, policy=Policy(reviewer_cards=True))
+    assert [(e.kind, e.recipient, e.payload["request"]["status"]) for e in out.events] == [
+        ("approved", REQUESTER, "Expired"), ("expired", REQUESTER, "Expired"), ("review_closed", ALICE, "Expired")]
+    assert out.upserts == [(expired, (ALICE,))] and out.settled == [1]
+    quiet = diff(known, obs, told={}, policy=Policy(notify_expiry=False))
+    assert [(e.kind, e.recipient) for e in quiet.events] == [("approved", REQUESTER)]
+
+
+def test_pending_to_approved_with_a_window_already_over_is_stored_as_ended():
+    r = req()
+    over = replace(r, status="Approved", decided_by="Bob", decided_at=NOW - timedelta(minutes=3),
+                   expiration=NOW - timedelta(seconds=1))
+    out = diff({1: Known.of(r)}, Observation(now=NOW, pending={}, resolved={1: over}), told={})
+    assert [(e.kind, e.recipient) for e in out.events] == [("approved", REQUESTER), ("expired", REQUESTER)]
+    assert [(u.status, revs) for u, revs in out.upserts] == [("Expired", ())]
+    assert plan({1: Known.of(out.upserts[0][0])}, {}, NOW).request_reads == ()
+
+
+def test_approved_and_expired_before_any_poll_saw_it_is_told_when_the_approval_is_in_the_window():
+    since = NOW - timedelta(minutes=20)
+    recent = req(rid=7, status="Expired", decided_by="Bob", decided_at=NOW - timedelta(minutes=10),
+                 expiration=NOW - timedelta(minutes=5))
+    old = req(rid=8, status="Expired", decided_by="Bob", decided_at=NOW - timedelta(hours=3),
+              expiration=NOW - timedelta(minutes=5))
+    out = diff({}, Observation(now=NOW, pending={}, decided={7: recent, 8: old}, since=since), told={})
+    assert [(e.request_id, e.kind, e.recipient) for e in out.events] == [
+        (7, "approved", REQUESTER), (7, "expired", REQUESTER)]
+    assert [u.id for u, _ in out.upserts] == [7, 8]
+
+
+def test_an_approval_re_decided_as_denied_tells_the_requester():
+    approved = req(status="Approved", decided_at=NOW - timedelta(minutes=9), expiration=NOW + timedelta(hours=1))
+    denied = replace(approved, status="Denied", decided_at=NOW - timedelta(minutes=1), response_comment="no after all")
+    out = diff({1: Known.of(approved)}, Observation(now=NOW, pending={}, resolved={1: denied}), told={})
+    assert [(e.kind, e.recipient) for e in out.events] == [("denied", REQUESTER)]
 
 
 def test_still_pending_when_read_individually_is_left_alone():
@@ -116,7 +173,13 @@ def test_still_pending_when_read_individually_is_left_alone():
     assert out.events == [] and out.upserts == []
 
 
-def test_catch_up_window_is_bounded():
-    assert sync.catch_up_window(None, NOW, 24) is None
-    assert sync.catch_up_window(NOW - timedelta(days=5), NOW, 24) == NOW - timedelta(hours=24)
-    assert sync.catch_up_window(NOW - timedelta(hours=1), NOW, 24) == NOW - timedelta(hours=1, minutes=5)
+def test_decision_window_reaches_back_to_the_last_poll_bounded_by_catch_up():
+    assert sync.decision_window(None, NOW, 24) is None
+    # steady state: since the last poll, less the clock margin
+    assert sync.decision_window(NOW - timedelta(seconds=15), NOW, 24) == NOW - timedelta(minutes=5, seconds=15)
+    # after downtime: never further back than catch_up_hours
+    assert sync.decision_window(NOW - timedelta(days=5), NOW, 24) == NOW - timedelta(hours=24)
+    assert sync.decision_window(NOW - timedelta(hours=1), NOW, 24) == NOW - timedelta(hours=1, minutes=5)
+    # catch-up switched off: a running relay still sees the decisions since its last poll
+    assert sync.decision_window(NOW - timedelta(seconds=15), NOW, 0) == NOW - timedelta(minutes=5, seconds=15)
+    assert sync.decision_window(NOW - timedelta(hours=3), NOW, 0) == NOW - timedelta(minutes=10)

@@ -13,9 +13,11 @@ Stand-in assumptions (not confirmed against a real SS; see shared/reference/secr
 - Launching a secret that requires approval without an Approved request of the caller:
   400 `{"message": "...", "errorCode": "API_ApprovalRequired"}` (invented).
 - Approved requests are not expired by the clock; call `expire()`.
+- Listings honour `sortBy[0].name` (a SecretAccessModel property, any case, as SS's PowerShell
+  module sends `SecretId`) and `sortBy[0].direction`, nulls lowest (SQL Server's order), and
+  echo them in `sortBy`; an unknown name is ignored. A canceled request has no `responseDate`.
 - Missing / wrong OTP: 400 `{"error": "invalid_grant", "error_description": "...OTP..."}`.
-- Listings without `sortBy` come newest first (SS's default order is not documented);
-  `sortBy[0].name` sorts by the record field of that name, any case.
+- Listings without `sortBy` come newest first (SS's default order is not documented).
 - A launch answers `baseUrl` "sslauncher:///" and `ssUrl` "guid=...&url=..." (the model's
   field descriptions; the real values are not published).
 - Platform mode: `/health` answers `{"Healthy": true}`; service users are SS users (client id
@@ -183,7 +185,7 @@ class World:
         self.default_take = default_take
         self.v1_secrets_enabled = True
         self.v1_secrets_missing = 404    # how GET /v1/secrets answers when disabled (404 or 405)
-        self.honour_sort = True          # False: answer as a server that ignores sortBy
+        self.honour_sort = True          # False: `sortBy` is ignored (and not echoed)
         self.tz: tzinfo = UTC   # the zone SS writes its offset-less timestamps in
         self.users: dict[int, User] = {}
         self.groups: dict[int, Group] = {}
@@ -718,18 +720,12 @@ class World:
                     except ValueError:
                         raise bad_request(n, f"{n} must be an integer.") from None
             return default
-        sort_by = []
-        name = q.get("sortBy[0].name", q.get("paging.sortBy[0].name", ""))
-        if name and self.honour_sort:
+        sort_by: list = []
+        if self.honour_sort:
             direction = q.get("sortBy[0].direction", q.get("paging.sortBy[0].direction", "asc"))
             if direction.lower() not in ("asc", "desc"):
                 raise bad_request("sortBy[0].direction", "direction must be asc or desc.")
-            field_name = next((k for k in (rows[0] if rows else {}) if k.lower() == name.lower()),
-                              None)
-            if field_name is not None:
-                rows = sorted(rows, key=lambda r: (r.get(field_name) is None, r.get(field_name)),
-                              reverse=direction.lower() == "desc")
-            sort_by = [{"name": name, "direction": direction.lower(), "priority": 0}]
+            rows, sort_by = sort_records(rows, q)
         skip = max(0, num("skip", "paging.skip", default=0))
         take = min(1000, max(1, num("take", "paging.take", default=self.default_take)))
         total = len(rows)
@@ -741,3 +737,24 @@ class World:
                 "pageCount": (total + take - 1) // take, "prevSkip": max(0, skip - take),
                 "records": records, "severity": "None", "skip": skip, "sortBy": sort_by,
                 "success": True, "take": take, "total": total}
+
+
+def sort_records(rows: list[dict], q: dict) -> tuple[list[dict], list[dict]]:
+    """Apply `sortBy[0].name` / `sortBy[0].direction` (asc by default) to model records, and
+    the `sortBy` echo of the paging envelope. The name is a model property, matched without
+    regard to case (SS's PowerShell module sends `SecretId`). Nulls sort lowest, as in SQL
+    Server: first ascending, last descending. An unknown name leaves the order alone and is
+    not echoed (stand-in assumption: what SS does with one is not documented)."""
+    name = q.get("sortBy[0].name", q.get("paging.sortBy[0].name", ""))
+    if not name or not rows:
+        return rows, []
+    key = next((k for k in rows[0] if k.lower() == name.lower()), None)
+    if key is None:
+        return rows, []
+    asked = q.get("sortBy[0].direction", q.get("paging.sortBy[0].direction", ""))
+    direction = "desc" if asked.lower() == "desc" else "asc"
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]
+    present.sort(key=lambda r: r[key], reverse=direction == "desc")
+    ordered = missing + present if direction == "asc" else present + missing
+    return ordered, [{"name": name, "direction": direction, "priority": 0}]

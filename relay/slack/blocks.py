@@ -155,7 +155,7 @@ def outcome_message(req: AccessRequest, ctx: dict, *, secret_url: str, default_h
     """What the requester hears: approved or denied, by whom, why, and the window; with
     `launch`, an approval carries the Launch button (issue 4; its value is the secret id only,
     the click runs as the requester and re-reads the launchers)."""
-    approved = req.status == "Approved"
+    approved = req.status in ("Approved", "Expired")     # an Expired request was approved first
     by = escape(req.decided_by) or "a reviewer"
     secret = link(secret_url, req.secret_name) if secret_url else escape(req.secret_name)
     head = (f":white_check_mark: Your request for {secret} was approved by {by}" if approved

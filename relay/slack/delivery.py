@@ -49,11 +49,16 @@ class Delivery:
         # issue 4: does the requester's "approved" message get Launch? (set by the interactions
         # layer: asks SS as the requester; never the relay account)
         self.launchable: Callable[[str, int], bool] = lambda slack_user, secret_id: False
+        # True while approval messages must wait: after a start, until a poll has re-read SS
+        # (a request decided while the relay was stopped is then superseded, never asked).
+        self.hold_asks: Callable[[], bool] = lambda: False
 
     def deliver_due(self, limit: int = 100) -> int:
         """Deliver what is due now; returns how many notifications were handled."""
         handled = 0
         for n in self.outbox.due(self.clock(), limit=limit):
+            if n.event == sync.APPROVAL_REQUESTED and self.hold_asks():
+                continue
             if self.outbox.claim(n):
                 self._deliver(n)
                 handled += 1
@@ -73,7 +78,7 @@ class Delivery:
 
     def _idle_wait(self, idle: float) -> float:
         nxt = self.outbox.next_due_at()
-        if nxt is None:
+        if nxt is None or self.hold_asks():     # held asks are due but must not spin the loop
             return idle
         return max(0.01, min(idle, (nxt - self.clock()).total_seconds()))
 

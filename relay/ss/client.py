@@ -36,8 +36,8 @@ from tenacity import Retrying, retry_if_exception_type
 
 from relay.errors import (AccessDenied, AuthenticationFailed, RequestRejected,
                           SecretServerBadResponse, SecretServerUnavailable, SessionExpired)
-from relay.model import APPROVED, CANCELED, DENIED, PENDING, AccessRequest, Launcher, Person, \
-    Secret, StepReviewer
+from relay.model import APPROVED, CANCELED, DENIED, EXPIRED, PENDING, AccessRequest, Launcher, \
+    Person, Secret, StepReviewer
 from relay.ss import parse
 
 log = logging.getLogger("relay.ss")
@@ -50,6 +50,24 @@ PROBE_TIMEOUT = 5.0                        # seconds for one flavour-detection h
 EXPIRY_MARGIN = timedelta(seconds=60)     # renew this long BEFORE the token expires
 MAX_ATTEMPTS = 25                          # safety net on top of the time budget
 MAX_REREADS = 20                           # a listing that shifts more often than this is abandoned
+
+
+# What a decided request's listing is sorted by (newest first) to read only recent decisions:
+# SecretAccessModel properties, named as SS's PowerShell module names them (`SecretId`).
+DECISION_SORT_FIELD = {APPROVED: "ResponseDate", DENIED: "ResponseDate", CANCELED: "ResponseDate",
+                       EXPIRED: "ExpirationDate"}
+_MIN = datetime.min.replace(tzinfo=timezone.utc)
+_UNSORTED_SEEN: set[str] = set()
+
+
+def _echoes_sort(page: Any, name: str) -> bool:
+    """True when a paged answer says it is sorted by `name`, descending (its `sortBy`)."""
+    sort = page.get("sortBy") if isinstance(page, dict) else None
+    if not isinstance(sort, list) or not sort or not isinstance(sort[0], dict):
+        return False
+    first = sort[0]
+    return str(first.get("name", "")).lower() == name.lower() and \
+        str(first.get("direction", "")).lower() == "desc"
 
 
 def _backoff(attempt: int) -> float:
@@ -243,6 +261,62 @@ class _Reads:
         if len(raw) != total:
             raise SecretServerBadResponse("inconsistent listing", path=path)
         return PendingIndex(fingerprints, raw, self._client.tz, path)
+
+    def decided_since(self, status: str, since: datetime, take: int = 50) -> list[AccessRequest]:
+        """Requests in `status` (Approved, Denied, Canceled, Expired) decided at or after
+        `since`, newest first. The decision time is `responseDate`; for Expired it is
+        `expirationDate` (when the access ended). A record without one is never in the window.
+
+        Pages are asked sorted by that date, descending, and reading stops at the first record
+        older than `since`: one page of `take` in steady state (later pages, after downtime,
+        are `page_size` long). The order is trusted only when
+        the page's `sortBy` echo names it and the dates really descend; otherwise every page
+        is read (`page_size` at a time) and filtered, so a server that ignores the sort order
+        costs more reads, never a missed decision."""
+        path = "/api/v1/secret-access-requests"
+        name = DECISION_SORT_FIELD.get(status)
+        if name is None:
+            raise ValueError(f"not a decided status: {status!r}")
+        base = {"filter.status": status, "sortBy[0].name": name, "sortBy[0].direction": "desc",
+                "sortBy[0].priority": 0}
+
+        def when(r: AccessRequest) -> datetime | None:
+            return r.expiration if name == "ExpirationDate" else r.decided_at
+
+        found: dict[int, AccessRequest] = {}
+        skip, trusted = 0, True
+        previous: datetime | None = None
+        while True:
+            # A small first page (steady state); a catch-up that needs more reads big pages.
+            size = take if skip == 0 and trusted else self._client.page_size
+            page = self._api("GET", path, params={**base, "skip": skip, "take": size})
+            recs = [parse.parse_access_request(r, self._client.tz, path=path)
+                    for r in parse.records(page, path)]
+            # No shrink check here (unlike the Pending listing): decided listings change as
+            # access expires; a record missed at a page boundary is read by the next poll,
+            # whose window overlaps this one.
+            total = page.get("total")
+            if isinstance(total, bool) or not isinstance(total, int):
+                raise SecretServerBadResponse("paged listing without total", path=path)
+            if trusted and not _echoes_sort(page, name):
+                trusted = False
+                if status not in _UNSORTED_SEEN:      # once per process and status
+                    _UNSORTED_SEEN.add(status)
+                    log.warning("Secret Server did not confirm the order of %s requests by %s: "
+                                "every poll reads all their pages", status, name)
+            older = False
+            for r in recs:
+                at = when(r)
+                if trusted and previous is not None and (at or _MIN) > previous:
+                    trusted = False         # not really sorted: read everything instead
+                previous = at or _MIN
+                if at is not None and at >= since:
+                    found[r.id] = r
+                else:
+                    older = True
+            skip += len(recs)
+            if not recs or skip >= total or (trusted and older):
+                return sorted(found.values(), key=lambda r: (when(r) or _MIN, r.id), reverse=True)
 
     def get_request(self, request_id: int) -> AccessRequest:
         path = f"/api/v1/secret-access-requests/{int(request_id)}"

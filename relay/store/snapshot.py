@@ -56,17 +56,31 @@ def get_request(db: sqlite_utils.Database, request_id: int) -> tuple[AccessReque
 
 
 def told(db: sqlite_utils.Database, request_ids: Iterable[int]) -> dict[int, frozenset[int]]:
-    """Reviewers whose approval message was sent or is in flight, per request."""
+    """Reviewers who may have seen the approval message, per request: sent, in flight, or
+    interrupted in flight (`maybe_delivered`: its claim was taken back after a stop, so the
+    message may be out even if the row was later superseded)."""
     ids = sorted(set(request_ids))
     out: dict[int, set[int]] = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         marks = ",".join("?" * len(chunk))
         for rid, uid in db.execute(
-                f"SELECT request_id, recipient FROM outbox WHERE event = ? AND state IN ('sending', 'sent') "
+                f"SELECT request_id, recipient FROM outbox WHERE event = ? "
+                f"AND (state IN ('sending', 'sent') OR maybe_delivered = 1) "
                 f"AND request_id IN ({marks})", [APPROVAL_REQUESTED, *chunk]):
             out.setdefault(rid, set()).add(uid)
     return {k: frozenset(v) for k, v in out.items()}
+
+
+def seen(db: sqlite_utils.Database, request_ids: Iterable[int]) -> set[int]:
+    """Which of `request_ids` the snapshot holds (in any state)."""
+    ids = sorted(set(request_ids))
+    out: set[int] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        out.update(r[0] for r in db.execute(f"SELECT id FROM access_requests WHERE id IN ({marks})", chunk))
+    return out
 
 
 def record_poll(db: sqlite_utils.Database, result: Diff, *, now: datetime,
