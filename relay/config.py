@@ -184,6 +184,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("poll", "catch_up_hours"): (24, _number(0, 24 * 30)),
     ("users", "match_by_email"): (True, _bool),
     ("users", "email_cache_hours"): (24, _number(0, 24 * 30)),
+    ("users", "signin_requires_email_match"): (True, _bool),
     ("approvals", "default_duration_hours"): (8, _number(0.25, 24 * 365)),
     ("approvals", "notify_expiry"): (True, _bool),
     ("approvals", "ask_reason"): (False, _bool),

@@ -10,6 +10,11 @@
   deleted and the caller gets `NeedsSignIn`.
 * Log off revokes the token in SS and deletes the session; the Slack <-> SS link stays, so
   notifications and the Home tab still find the person.
+* A link records whether the two accounts were proven to be one person (`email_verified_at`,
+  see `relay.identity`). While `users.signin_requires_email_match` is on, a link without that
+  proof (made before the check existed, or while it was off) is checked the next time it is
+  used; when the e-mails differ the link and its session are removed and the person must
+  sign in again.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import Callable
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from .errors import ConfigError, RelayError, SecretServerError
+from .errors import ConfigError, RelayError, SecretServerError, SessionExpired, SlackError
+from .identity import EmailBinding
 from .model import Person
 from .outbox import Outbox
 from .ss.client import SecretServerClient, TokenSet, UserApi
@@ -83,9 +89,10 @@ def require_key(key: str) -> Fernet:
 
 class Sessions:
     def __init__(self, db, ss: SecretServerClient, encryption_key: str, *,
-                 clock: Callable[[], datetime] = _now):
+                 clock: Callable[[], datetime] = _now, identity: EmailBinding | None = None):
         self.db = db
         self.ss = ss
+        self.identity = identity     # the e-mail check of links; None: links are not checked
         self._fernet = require_key(encryption_key)
         self.clock = clock
         self._apis: dict[str, tuple[str, UserApi]] = {}   # slack user -> (stored access ct, api)
@@ -144,21 +151,25 @@ class Sessions:
         return self.db.execute("SELECT 1 FROM slack_links WHERE ss_user_id = ? AND slack_user != ?",
                                [ss_user_id, slack_user]).fetchone() is not None
 
-    def link(self, slack_user: str, slack_team: str, person: Person, tokens: TokenSet) -> None:
+    def link(self, slack_user: str, slack_team: str, person: Person, tokens: TokenSet, *,
+             verified: bool = False) -> None:
         """Link the Slack user to the SS user and store the session (encrypted). An SS user is
         linked to one Slack user, and a link is never moved by a sign-in: a forwarded sign-in
         link must not hand someone's SS account to another Slack account (LinkConflict); the
-        person logs off from the other Slack account first."""
+        person logs off from the other Slack account first. `verified`: the two accounts'
+        e-mails were seen to match."""
         now = self.clock().isoformat()
         others: list[str] = []
         with self.db.atomic():
             if self.linked_elsewhere(slack_user, person.id):
                 raise LinkConflict(person.username)
             self.db.execute(
-                "INSERT INTO slack_links (slack_user, slack_team, ss_user_id, ss_username, linked_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(slack_user) DO UPDATE SET slack_team=excluded.slack_team, "
-                "ss_user_id=excluded.ss_user_id, ss_username=excluded.ss_username, linked_at=excluded.linked_at",
-                [slack_user, slack_team or "", person.id, person.username, now])
+                "INSERT INTO slack_links (slack_user, slack_team, ss_user_id, ss_username, linked_at, "
+                "email_verified_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(slack_user) DO UPDATE SET "
+                "slack_team=excluded.slack_team, ss_user_id=excluded.ss_user_id, "
+                "ss_username=excluded.ss_username, linked_at=excluded.linked_at, "
+                "email_verified_at=excluded.email_verified_at",
+                [slack_user, slack_team or "", person.id, person.username, now, now if verified else None])
             self.db.execute(
                 "INSERT INTO people (id, username, display_name, email, fetched_at) VALUES (?,?,?,?,?) "
                 "ON CONFLICT(id) DO UPDATE SET username=excluded.username, display_name=excluded.display_name, "
@@ -186,9 +197,64 @@ class Sessions:
              tokens.expires_at.isoformat(), self.clock().isoformat()])
 
     def ss_user_id(self, slack_user: str) -> int | None:
-        """The SS user linked to this Slack user (signed in at least once), or None."""
-        row = self.db.execute("SELECT ss_user_id FROM slack_links WHERE slack_user = ?", [slack_user]).fetchone()
-        return row[0] if row else None
+        """The SS user linked to this Slack user (signed in at least once), or None. A link
+        that must be checked is checked here through the person's session; without a session
+        it is not used (None) until the person signs in again."""
+        row = self.db.execute("SELECT ss_user_id, email_verified_at FROM slack_links WHERE slack_user = ?",
+                              [slack_user]).fetchone()
+        if row is None:
+            return None
+        if row[1] is None and self._checks_links():
+            if not self.has_session(slack_user):
+                return None
+            try:
+                self.api_for(slack_user)       # checks the link; removes it when it fails
+            except NeedsSignIn:
+                return None
+        return row[0]
+
+    def _checks_links(self) -> bool:
+        return self.identity is not None and self.identity.required
+
+    def _link_unproven(self, slack_user: str) -> bool:
+        row = self.db.execute("SELECT email_verified_at FROM slack_links WHERE slack_user = ?",
+                              [slack_user]).fetchone()
+        return row is not None and row[0] is None and self._checks_links()
+
+    def _check_link(self, slack_user: str, api: UserApi) -> None:
+        """Prove an unproven link with the session's own account (`/users/current`) and the
+        Slack profile, or remove it (NeedsSignIn). An outage leaves it unproven and unused."""
+        assert self.identity is not None
+        try:
+            person = api.current_user()
+            binding, _ = self.identity.check(slack_user, person.email)
+        except SessionExpired:
+            self.expired(slack_user)
+            raise NeedsSignIn(slack_user, "session expired") from None
+        except (SecretServerError, SlackError) as exc:
+            log.warning("could not check that a linked slack and secret server account are one person; "
+                        "not using the link now", extra={"slack_user": slack_user, "error": type(exc).__name__})
+            raise NeedsSignIn(slack_user, "link not checked yet") from None
+        if binding.verified:
+            with self.db.atomic():
+                self.db.execute("UPDATE slack_links SET email_verified_at = ? WHERE slack_user = ?",
+                                [self.clock().isoformat(), slack_user])
+            log.info("linked accounts checked: same e-mail", extra={"slack_user": slack_user,
+                                                                      "ss_user_id": person.id})
+            return
+        log.warning("linked slack and secret server accounts are not proven to be one person: link "
+                    "removed, a new sign-in is needed",
+                    extra={"slack_user": slack_user, "ss_user_id": person.id, "reason": str(binding.reason)})
+        self.unlink(slack_user)
+        raise NeedsSignIn(slack_user, "linked accounts do not match")
+
+    def unlink(self, slack_user: str) -> None:
+        """Remove the link and its session (the session is revoked in SS, best effort)."""
+        self.log_off(slack_user)
+        with self.db.atomic():
+            self.db.execute("DELETE FROM slack_links WHERE slack_user = ?", [slack_user])
+        with self._lock:
+            self._apis.pop(slack_user, None)
 
     def has_session(self, slack_user: str) -> bool:
         return self.db.execute("SELECT 1 FROM user_sessions WHERE slack_user = ?",
@@ -201,6 +267,12 @@ class Sessions:
             [slack_user]).fetchone()
         if row is None:
             raise NeedsSignIn(slack_user)
+        api = self._api_for(slack_user, row)
+        if self._link_unproven(slack_user):
+            self._check_link(slack_user, api)
+        return api
+
+    def _api_for(self, slack_user: str, row) -> UserApi:
         ss_user_id, access_ct, refresh_ct, expires = row
         with self._lock:
             cached = self._apis.get(slack_user)

@@ -33,6 +33,7 @@ from slack_sdk.webhook import WebhookClient
 from .. import actions as act
 from .. import secrets as secrets_mod   # secrets in Slack (issue 4)
 from ..errors import SlackError, SlackPermanentError
+from ..identity import EmailBinding
 from ..model import PENDING, AccessRequest
 from ..outbox import Outbox
 from ..sessions import Sessions, SignInState
@@ -159,7 +160,8 @@ class Interactions:
             self.db = relay.db
         else:
             self.db = ThreadLocalDb(cfg.storage.path)
-        self.sessions = Sessions(self.db, relay.people_ss, cfg.storage.encryption_key.value)
+        self.sessions = Sessions(self.db, relay.people_ss, cfg.storage.encryption_key.value,
+                                 identity=EmailBinding(relay.slack, required=cfg.users.signin_requires_email_match))
         self.actions = act.Actions(self.db, self.sessions,
                                    default_hours=cfg.approvals.default_duration_hours)
         self.slack = relay.slack
