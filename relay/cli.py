@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -17,8 +18,18 @@ def _load(args) -> config_mod.Config:
     return config_mod.load(args.config)
 
 
+PRIVATE_UMASK = 0o077
+
+
+def _private_files() -> None:
+    """Files this process creates (the database, its -wal/-shm, backups) are readable by
+    its own user only, whatever umask it was started with."""
+    os.umask(PRIVATE_UMASK)
+
+
 def cmd_run(args) -> int:
     from .runtime import Relay
+    _private_files()
     cfg = _load(args)
     relay = Relay(cfg).start()
     stop = threading.Event()
@@ -36,6 +47,7 @@ def cmd_run(args) -> int:
 
 def cmd_migrate(args) -> int:
     from .store import db as store
+    _private_files()
     path = _storage_path(args)
     db = store.open_db(path)
     applied = store.migrate(db)
@@ -139,6 +151,7 @@ def cmd_manifest(args) -> int:
 
 def cmd_backup(args) -> int:
     from .store import db as store
+    _private_files()
     path = _storage_path(args)
     copied = store.backup(path, args.path)
     print(f"backed up {path} to {args.path} ({copied} pages)")

@@ -3,11 +3,18 @@
 Migrations are plain `NNNN_name.sql` files in the top-level `migrations/` folder, shipped
 inside the package as `relay.migrations`. Each is applied with its record in one
 transaction; `pending()` only reads.
+
+The database holds e-mails, names, comments and encrypted tokens, so it is private to the
+relay's user: the file is created mode 0600 whatever the umask (SQLite gives its `-wal` and
+`-shm` files the database file's mode), files found readable by others are made 0600 when
+opened (with a log line), and a backup is created 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import re
 import sqlite3
 from datetime import datetime, timezone
@@ -16,7 +23,47 @@ from pathlib import Path
 
 import sqlite_utils
 
+log = logging.getLogger(__name__)
+
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+PRIVATE = 0o600
+SIDE_FILES = ("-wal", "-shm", "-journal")     # SQLite's companions of a database file
+
+
+def create_private(path: Path, *, exclusive: bool = False) -> bool:
+    """Create `path` empty with mode 0600 unless it exists (`exclusive`: FileExistsError then).
+    True when this call created it."""
+    flags = os.O_CREAT | os.O_WRONLY | (os.O_EXCL if exclusive else 0)
+    try:
+        fd = os.open(path, flags, PRIVATE)
+    except FileExistsError:
+        if exclusive:
+            raise
+        return False
+    os.close(fd)
+    return True
+
+
+def make_private(path: str | Path) -> list[str]:
+    """chmod 0600 the database and its -wal/-shm/-journal files where others may read or
+    write them; returns the files changed (each logged)."""
+    changed = []
+    for name in (str(path), *(f"{path}{suffix}" for suffix in SIDE_FILES)):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            try:
+                os.chmod(name, PRIVATE)
+            except OSError as exc:      # not ours to change (another owner, read-only mount)
+                log.warning("database file is readable by others and could not be made private",
+                            extra={"file": name, "old_mode": oct(mode), "error": type(exc).__name__})
+                continue
+            changed.append(name)
+            log.warning("database file was readable by others: made private (mode 0600)",
+                        extra={"file": name, "old_mode": oct(mode)})
+    return changed
 
 
 class Database(sqlite_utils.Database):
@@ -47,6 +94,8 @@ def open_db(path: str | Path) -> Database:
         conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        create_private(Path(path))
+        make_private(path)
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -113,14 +162,25 @@ def _statements(sql: str) -> list[str]:
 
 def backup(source: str | Path, target: str | Path, *, pages_per_step: int = 256) -> int:
     """Copy the database with SQLite's online backup API while the relay keeps writing: the
-    copy is a consistent snapshot (WAL content included). Refuses to overwrite `target`.
-    Returns the number of pages copied."""
+    copy is a consistent snapshot (WAL content included), created mode 0600. Refuses to
+    overwrite `target`. Returns the number of pages copied."""
     src_path, dst_path = Path(source), Path(target)
     if not src_path.is_file():
         raise FileNotFoundError(f"no database at {src_path}")
-    if dst_path.exists():
-        raise FileExistsError(f"{dst_path} exists; choose a new file name")
     dst_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        create_private(dst_path, exclusive=True)
+    except FileExistsError:
+        raise FileExistsError(f"{dst_path} exists; choose a new file name") from None
+    try:
+        copied = _copy(src_path, dst_path, pages_per_step)
+    except BaseException:
+        dst_path.unlink(missing_ok=True)     # no half-written copy left behind
+        raise
+    return copied
+
+
+def _copy(src_path: Path, dst_path: Path, pages_per_step: int) -> int:
     src = sqlite3.connect(str(src_path), timeout=30)
     dst = sqlite3.connect(str(dst_path))
     copied = 0
