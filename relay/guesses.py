@@ -12,10 +12,10 @@ Failures are stored in SQLite (`signin_failures`), so a restart does not reset t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,12 @@ def refusal(failures: dict[LimitScope, list[datetime]], now: datetime,
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(dt: datetime) -> str:
     """One fixed-width UTC form, so stored times compare correctly as text."""
-    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 _COLUMN = {LimitScope.STATE: "state_hash", LimitScope.SLACK_USER: "slack_user",

@@ -67,8 +67,8 @@ class EmailBinding:
         user = self.slack.call("users.info", user=slack_user).get("user") or {}
         if not isinstance(user, dict) or user.get("deleted") or user.get("is_bot"):
             return ""
-        profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
-        email = profile.get("email")
+        profile = user.get("profile")
+        email = profile.get("email") if isinstance(profile, dict) else None
         return email if isinstance(email, str) else ""
 
     def check(self, slack_user: str, ss_email: str | None) -> tuple[Binding, str]:

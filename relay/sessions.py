@@ -30,7 +30,13 @@ from typing import Callable
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from .errors import ConfigError, RelayError, SecretServerError, SessionExpired, SlackError
+from .errors import (
+    ConfigError,
+    RelayError,
+    SecretServerError,
+    SessionExpired,
+    SlackError,
+)
 from .identity import EmailBinding
 from .model import Person
 from .outbox import Outbox

@@ -5,15 +5,24 @@ Browsers are `requests` against the running relay; Secret Server and Slack are t
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from freezegun import freeze_time
+from slack_payloads import (
+    TEAM,
+    click_home,
+    home_opened,
+    send,
+    send_event,
+    sign_in,
+    start_relay,
+    submit_signin,
+)
+from waiting import wait_until
 
 from relay.guesses import LimitScope, Refusal, refusal
 from relay.identity import BindingReason, decide
-from slack_payloads import TEAM, click_home, home_opened, send, send_event, sign_in, start_relay, submit_signin
-from waiting import wait_until
 
 TOKEN = "/oauth2/token"
 PUT = "/api/v1/secret-access-requests$"
@@ -229,7 +238,7 @@ def test_limits_survive_a_restart_and_lift_after_15_minutes(sandbox, make_relay,
     sb = sandbox
     db = str(tmp_path / "shared.db")
     first = make_relay(STORAGE_PATH=db)
-    start = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
     def attempt(relay, state: str, username: str, password: str):
         body = urlencode({"state": state, "username": username, "password": password}).encode()
@@ -258,7 +267,7 @@ def test_limits_survive_a_restart_and_lift_after_15_minutes(sandbox, make_relay,
 
 
 def test_refusal_waits_for_the_oldest_failure_that_keeps_a_limit_reached():
-    now = datetime(2026, 3, 2, 9, 20, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 2, 9, 20, tzinfo=UTC)
     times = [now - timedelta(minutes=m) for m in (20, 14, 10, 6, 4, 2)]   # 5 inside the window
     found = refusal({LimitScope.STATE: times, LimitScope.SLACK_USER: times}, now)
     assert found == Refusal(LimitScope.STATE, now - timedelta(minutes=14) + timedelta(minutes=15))
