@@ -53,6 +53,16 @@ def decide(ss_email: str | None, slack_email: str | None, *, required: bool) -> 
     return Binding(False, False, BindingReason.MISMATCH)
 
 
+def profile_email(user: object) -> str:
+    """The e-mail of a users.info `user` object (`profile.email`); "" for a deleted user, a bot,
+    or a profile whose e-mail the app may not read."""
+    if not isinstance(user, dict) or user.get("deleted") or user.get("is_bot"):
+        return ""
+    profile = user.get("profile")
+    email = profile.get("email") if isinstance(profile, dict) else None
+    return email if isinstance(email, str) else ""
+
+
 class EmailBinding:
     """The e-mail check against live Slack data (users.info, never cached: a profile's e-mail
     may have changed since the last look)."""
@@ -64,12 +74,7 @@ class EmailBinding:
     def slack_email(self, slack_user: str) -> str:
         """The Slack profile's e-mail; "" for a deleted user, a bot or a hidden address.
         SlackError when Slack cannot be asked."""
-        user = self.slack.call("users.info", user=slack_user).get("user") or {}
-        if not isinstance(user, dict) or user.get("deleted") or user.get("is_bot"):
-            return ""
-        profile = user.get("profile")
-        email = profile.get("email") if isinstance(profile, dict) else None
-        return email if isinstance(email, str) else ""
+        return profile_email(self.slack.call("users.info", user=slack_user).get("user"))
 
     def check(self, slack_user: str, ss_email: str | None) -> tuple[Binding, str]:
         """The decision for this Slack user and SS e-mail, and the Slack e-mail it used."""

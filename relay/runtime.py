@@ -66,7 +66,8 @@ class Relay:
         self.slack = SlackApi(make_client(cfg.slack.api_url, cfg.slack.bot_token.value),
                               Pacer(cfg.slack.rate_limits, stop=self.stop_event))
         self.directory = Directory(self.db, self.slack, match_by_email=cfg.users.match_by_email,
-                                   cache_ttl=timedelta(hours=cfg.users.email_cache_hours))
+                                   cache_ttl=timedelta(hours=cfg.users.email_cache_hours),
+                                   links_need_proof=cfg.users.signin_requires_email_match)
         self.delivery = Delivery(self.db, self.slack, self.directory, mode=cfg.slack.approver_messages,
                                  secret_url=cfg.secret_url, default_hours=cfg.approvals.default_duration_hours,
                                  metrics=self.metrics, owner=self.process_id, request_url=cfg.request_url)

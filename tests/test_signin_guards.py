@@ -13,6 +13,7 @@ from slack_payloads import (
     TEAM,
     click_home,
     home_opened,
+    poll_now,
     send,
     send_event,
     sign_in,
@@ -168,6 +169,35 @@ def test_a_link_made_without_the_check_is_checked_on_next_use(sandbox, make_rela
     assert put.user == "bob"
     assert relay.db.execute("SELECT email_verified_at FROM slack_links WHERE slack_user = ?",
                             [sb["bob"].slack_id]).fetchone()[0] is not None
+
+
+def test_a_link_made_without_the_check_gets_no_approval_cards_until_proven(sandbox, make_relay, tmp_path):
+    # Test setup: as above, Mallory's Slack was linked to Alice's SS account while the check
+    # was off, and Bob linked his own two accounts.
+    sb = with_mallory(sandbox)
+    db = str(tmp_path / "shared.db")
+    old = start_relay(make_relay, sb, STORAGE_PATH=db, USERS_SIGNIN_REQUIRES_EMAIL_MATCH="false")
+    assert "Signed in" in submit_signin(old, new_state(old, sb, "mallory"), "alice", sb["alice"].password).text
+    sign_in(old, sb, "bob")
+    old.stop()
+    # Test execution: a new request for Alice and Bob to review; the relay runs with the check on.
+    request_for_alice(sb)
+    relay = start_relay(make_relay, sb, STORAGE_PATH=db, SLACK_APPROVER_MESSAGES="dm")
+    poll_now(relay)        # (the shared database already records the first relay's poll)
+    # Validating: Alice's card went to Alice (the e-mail match), not over the unproven link.
+    card = "Rita Requester requests access to prod-db"
+    assert [m["text"] for m in sb.slack.messages(sb["alice"].slack_id)] == [card]
+    assert card not in [m["text"] for m in sb.slack.messages(sb["mallory"].slack_id)]
+    # Bob's link proved itself (same e-mail both sides) and carried his card.
+    assert [m["text"] for m in sb.slack.messages(sb["bob"].slack_id)] == [card]
+    verified = relay_links_verified(db)      # Mallory's link: unproven, or removed once used
+    assert verified[sb["bob"].slack_id] and not verified.get(sb["mallory"].slack_id, False)
+
+
+def relay_links_verified(db: str) -> dict[str, bool]:
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        return {u: v is not None for u, v in conn.execute("SELECT slack_user, email_verified_at FROM slack_links")}
 
 
 def _review_ids(view: dict | None) -> list[str]:

@@ -122,6 +122,13 @@ def test_lookup_by_email_and_users_info(client):
     assert _error_of(unknown) == "user_not_found"
 
 
+def test_users_info_carries_the_profile_email_as_slack_publishes_it(client):
+    # users.info -> user.profile.email (with users:read.email); the sign-in check reads it there
+    info = client.users_info(user=BOB)
+    assert info["user"]["profile"]["email"] == "bob@example.com"
+    assert "email" not in info["user"]
+
+
 # --------------------------------------------------------------------------- messages
 
 

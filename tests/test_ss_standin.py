@@ -72,6 +72,13 @@ def test_missing_and_expired_tokens(ss):
     assert (r.status_code, r.json()) == (403, {"message": "Authentication failed"})
 
 
+def test_current_user_is_delineas_current_user_model(ss):
+    # GET /api/v1/users/current -> CurrentUserModel: userName (capital N) and emailAddress
+    me = requests.get(ss.base_url + "/api/v1/users/current", headers=bearer(ss, "alice", "pw-a")).json()
+    assert (me["id"], me["userName"], me["emailAddress"]) == (ss.alice, "alice", "alice@example.com")
+    assert {"displayName", "permissions"} <= set(me)
+
+
 def test_revoked_token_is_refused(ss):
     h = bearer(ss, "alice", "pw-a")
     assert requests.post(ss.base_url + "/api/v1/oauth-expiration", headers=h).json() is True

@@ -1,6 +1,11 @@
 """Who an SS user is in Slack: the sign-in link first, then (when `users.match_by_email`)
 `users.lookupByEmail` on the SS e-mail, cached with a TTL, misses included. People who cannot
 be reached are recorded with the reason, never silently dropped.
+
+A link not proven to join one person's accounts (`slack_links.email_verified_at` empty: made
+before sign-in checked e-mails, or while `users.signin_requires_email_match` was off) is used
+only once the SS e-mail and the linked Slack profile's e-mail (users.info) are seen to match,
+and that proof is recorded; otherwise the e-mail match decides, as for a person never signed in.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import sqlite_utils
 
 from ..errors import SlackPermanentError
+from ..identity import decide, profile_email
 from ..store.snapshot import get_person
 from .api import SlackApi
 
@@ -20,17 +26,19 @@ class Unmapped(Exception):
 
 class Directory:
     def __init__(self, db: sqlite_utils.Database, api: SlackApi, *, match_by_email: bool = True,
-                 cache_ttl: timedelta = timedelta(hours=24)):
+                 cache_ttl: timedelta = timedelta(hours=24), links_need_proof: bool = True):
         self.db = db
         self.api = api
         self.match_by_email = match_by_email
         self.cache_ttl = cache_ttl
+        self.links_need_proof = links_need_proof   # users.signin_requires_email_match
 
     def slack_user_for(self, ss_user_id: int, now: datetime | None = None) -> str:
         """The Slack user id for an SS user, or Unmapped. Slack outages propagate (retry later)."""
         now = now or datetime.now(timezone.utc)
-        row = self.db.execute("SELECT slack_user FROM slack_links WHERE ss_user_id = ?", [ss_user_id]).fetchone()
-        if row:
+        row = self.db.execute("SELECT slack_user, email_verified_at FROM slack_links WHERE ss_user_id = ?",
+                              [ss_user_id]).fetchone()
+        if row and (row[1] is not None or not self.links_need_proof or self._prove_link(row[0], ss_user_id, now)):
             return row[0]
         person = get_person(self.db, ss_user_id)
         label = person.username if person else f"SS user #{ss_user_id}"
@@ -63,6 +71,20 @@ class Directory:
             self.db.execute("DELETE FROM unmapped_people WHERE ss_user_id = ?", [ss_user_id])
             return slack_user
         raise self._unmapped(ss_user_id, label, f"no Slack user has the e-mail {email} ({error})", now)
+
+    def _prove_link(self, slack_user: str, ss_user_id: int, now: datetime) -> bool:
+        """True (and recorded) when the SS e-mail equals the linked Slack profile's e-mail."""
+        person = get_person(self.db, ss_user_id)
+        try:
+            slack_email = profile_email(self.api.call("users.info", user=slack_user).get("user"))
+        except SlackPermanentError:
+            return False
+        if not decide(person.email if person else "", slack_email, required=True).verified:
+            return False
+        with self.db.atomic():
+            self.db.execute("UPDATE slack_links SET email_verified_at = ? WHERE slack_user = ?",
+                            [now.isoformat(), slack_user])
+        return True
 
     def dm_channel(self, slack_user: str) -> str:
         """The app DM channel with this person (conversations.open once, then remembered)."""
