@@ -32,10 +32,11 @@ SIDE_FILES = ("-wal", "-shm", "-journal")     # SQLite's companions of a databas
 
 def create_private(path: Path, *, exclusive: bool = False) -> bool:
     """Create `path` empty with mode 0600 unless it exists (`exclusive`: FileExistsError then).
-    True when this call created it."""
-    flags = os.O_CREAT | os.O_WRONLY | (os.O_EXCL if exclusive else 0)
+    True when this call created it. An existing file is never opened here: closing any
+    descriptor of a database file drops every POSIX lock this process's SQLite connections
+    hold on it."""
     try:
-        fd = os.open(path, flags, PRIVATE)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE)
     except FileExistsError:
         if exclusive:
             raise
