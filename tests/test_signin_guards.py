@@ -337,3 +337,18 @@ def test_a_deleted_slack_profile_email_refuses_the_link(sandbox, make_relay):
     assert r.status_code == 403 and "Slack does not show an e-mail address" in r.text
     wait_until(lambda: sb.ss.calls_to("/api/v1/oauth-expiration", "POST"), 5, "the revoke")
     assert links(relay) == []
+
+
+def test_slack_unreachable_at_sign_in_links_nothing_and_says_so(sandbox, make_relay):
+    sb = sandbox
+    relay = start_relay(make_relay, sb)
+    state = new_state(relay, sb, "alice")
+    relay.interactions.signin.get({"QUERY_STRING": f"state={state}"})    # the page's name lookup, cached
+    sb.slack.fail("users.info", status=503, times=None)
+    r = submit_signin(relay, state, "alice", sb["alice"].password)
+    assert r.status_code == 503 and "Slack could not be reached to confirm your account" in r.text
+    assert links(relay) == []
+    assert [c.user for c in sb.ss.calls_to("/api/v1/oauth-expiration", "POST")] == ["alice"]
+    # the link still works once Slack answers again
+    sb.slack.clear_faults()
+    assert "Signed in" in submit_signin(relay, state, "alice", sb["alice"].password).text
