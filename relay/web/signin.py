@@ -116,7 +116,7 @@ def too_many_page(refusal: Refusal, wait_seconds: int) -> bytes:
     fresh = ("<p>This link cannot be used again: get a new one from the <strong>Sign in to Secret Server</strong> "
              "button in Slack.</p>" if refusal.scope is LimitScope.STATE else "")
     return _page("Too many failed sign-ins", f"""<h1>Too many failed sign-in attempts</h1>
-<p>Sign-in through this relay is paused for this {E(str(refusal.scope))} after too many wrong passwords.</p>
+<p>Sign-in through this relay is paused for this {E(str(refusal.scope))} after too many failed attempts.</p>
 <p>Try again after <strong>{E(when)}</strong> (in about {minutes} minute{"s" if minutes != 1 else ""}).</p>
 {fresh}<p>If these attempts were not yours, tell your Secret Server administrator.</p>""")
 
