@@ -7,11 +7,11 @@ import logging
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-
-from relay import cli
 
 
 def mode(path: str | Path) -> int:
@@ -60,16 +60,22 @@ def test_files_readable_by_others_are_made_private_at_start_with_a_log_line(sand
     assert all(r.old_mode == "0o644" for r in made)
 
 
-def test_migrate_and_backup_write_private_files(tmp_path, umask_022, monkeypatch, capsys):
+def ssrelay(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """The command as an operator runs it: a new process, started with this process's umask."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SSRELAY_")}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "relay", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=120, check=False)
+
+
+def test_migrate_and_backup_write_private_files(tmp_path, umask_022):
     path = str(tmp_path / "ops.db")
-    monkeypatch.setenv("SSRELAY_STORAGE_PATH", path)
-    monkeypatch.delenv("SSRELAY_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert cli.main(["migrate"]) == 0
+    env = {"SSRELAY_STORAGE_PATH": path}
+    run = ssrelay("migrate", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
     assert {f: mode(f) for f in db_files(path)} == {f: 0o600 for f in db_files(path)}
-    os.umask(0o022)                   # as a fresh `ssrelay backup` process would start
     copy = tmp_path / "backups" / "copy.db"
-    assert cli.main(["backup", str(copy)]) == 0
+    run = ssrelay("backup", str(copy), env=env, cwd=tmp_path)
+    assert run.returncode == 0 and "backed up" in run.stdout, run.stderr
     assert mode(copy) == 0o600
     assert not Path(f"{copy}-journal").exists()
-    assert "backed up" in capsys.readouterr().out
