@@ -181,6 +181,7 @@ class Relay:
         self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
         self.ss.close()
         self.people_ss.close()
+        self.db.close()             # every thread's SQLite connection (and its file descriptors)
 
     def _after_poll(self, result: PollResult) -> None:
         if result.added:

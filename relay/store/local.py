@@ -41,8 +41,10 @@ class ThreadLocalDb:
         return getattr(self.get(), name)
 
     def close(self) -> None:
+        """Close every thread's connection; a later use opens a new one."""
         with self._lock:
             dbs, self._all = self._all, []
+            self._local = threading.local()
         for db in dbs:
             try:
                 db.conn.close()
