@@ -95,7 +95,7 @@ def _route_uncaught_exceptions() -> None:
         if args.exc_type is SystemExit:
             return
         name = args.thread.name if args.thread else "?"
-        crash.error("uncaught exception in a thread", extra={"thread": name},
+        crash.error("uncaught exception in a thread", extra={"thread_name": name},
                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
     def main_hook(exc_type, exc_value, tb) -> None:
