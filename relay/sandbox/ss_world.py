@@ -30,7 +30,7 @@ import secrets as _random
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 ACCESS_DENIED = {"errorCode": "API_AccessDenied", "message": "Access denied"}
@@ -199,6 +199,9 @@ class World:
         self._used_ids: set[int] = set()
         self._next = {"user": 1, "group": 100, "folder": 10, "secret": 1000}
         self._next_request = 1
+        # called as fn(change, request_id) when a request is created, approved (any step),
+        # denied or canceled: what SS's Event Pipelines react to (relay.sandbox.pipeline)
+        self.listeners: list[Callable[[str, int], None]] = []
 
     # ---------------------------------------------------------------- building
     def _alloc(self, kind: str) -> int:
@@ -287,7 +290,15 @@ class World:
             self.requests[rid] = RequestRec(rid, secret_id, requester_id, comment, ticket, now(),
                                             start, expiration, steps_l, workflow)
             self.requests[rid].actions.append(("Created", requester_id))
+            self._changed("created", rid)
             return rid
+
+    def _changed(self, change: str, request_id: int) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn(change, request_id)
+            except Exception:           # a listener's trouble never changes SS's answer
+                pass
 
     def _req(self, request_id: int) -> RequestRec:
         rec = self.requests.get(request_id)
@@ -303,11 +314,13 @@ class World:
             rec.actions.append(("Approved", by_user_id))
             if rec.step + 1 < len(rec.steps):
                 rec.step += 1
+                self._changed("approved", rec.id)
                 return
             rec.status = "Approved"
             rec.start = start or rec.start or now()
             rec.expiration = expiration or rec.expiration or (now() + timedelta(hours=8))
             self._decided(rec, by_user_id, comment)
+            self._changed("approved", rec.id)
 
     def deny(self, request_id, by_user_id, comment) -> None:
         with self.lock:
@@ -317,6 +330,7 @@ class World:
             rec.status = "Denied"
             rec.actions.append(("Denied", by_user_id))
             self._decided(rec, by_user_id, comment)
+            self._changed("denied", rec.id)
 
     def _decided(self, rec: RequestRec, by_user_id: int | None, comment: str) -> None:
         rec.approver_name = self.users[by_user_id].display_name if by_user_id else ""
@@ -330,6 +344,7 @@ class World:
                 raise ApiError(400, NOT_PENDING)
             rec.status = "Canceled"
             rec.actions.append(("Canceled", rec.requester_id))
+            self._changed("canceled", rec.id)
 
     def expire(self, request_id) -> None:
         with self.lock:
