@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -58,7 +58,7 @@ class Person:
                              json={"secretId": secret_id, "requestComment": comment})
 
     def approve(self, request_id: int, comment: str) -> requests.Response:
-        until = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        until = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return requests.put(f"{self.base}/api/v1/secret-access-requests", headers=self.headers, timeout=5,
                             json={"secretAccessRequestId": request_id, "status": "Approved",
                                   "responseComment": comment, "expirationDate": until})

@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Self
 
 import requests
 
@@ -74,7 +75,7 @@ class NudgePipeline:
         return f"NudgePipeline({self.url!r}, triggers={sorted(self.triggers)})"
 
     # ---------------------------------------------------------------- lifecycle
-    def attach(self, ss: SecretServerStandIn) -> "NudgePipeline":
+    def attach(self, ss: SecretServerStandIn) -> Self:
         """Make `ss` raise this pipeline's triggers from now on."""
         self._ss = ss
         ss.world.listeners.append(self._on_change)
@@ -94,7 +95,7 @@ class NudgePipeline:
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
-    def __enter__(self) -> "NudgePipeline":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -26,12 +26,16 @@ Stand-in assumptions (not confirmed against a real SS; see shared/reference/secr
 
 from __future__ import annotations
 
+import logging
 import secrets as _random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
+
+log = logging.getLogger(__name__)
 
 ACCESS_DENIED = {"errorCode": "API_AccessDenied", "message": "Access denied"}
 NOT_PENDING = {"message": "The request is no longer pending.", "errorCode": "API_RequestNotPending"}
@@ -298,7 +302,7 @@ class World:
             try:
                 fn(change, request_id)
             except Exception:           # a listener's trouble never changes SS's answer
-                pass
+                log.exception("request change listener failed")
 
     def _req(self, request_id: int) -> RequestRec:
         rec = self.requests.get(request_id)
