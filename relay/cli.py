@@ -109,6 +109,7 @@ def cmd_status(args) -> int:
         "last_successful_poll": last,
         "last_poll_error": get_state(db, "last_poll_error"),
         "unreadable_reviewer_groups": json.loads(get_state(db, "unreadable_groups") or "null"),
+        "database_bytes": _database_bytes(path),
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -133,7 +134,21 @@ def cmd_status(args) -> int:
     print(f"dead letters:         {backlog.get('dead', 0)}")
     for d in report["dead_letters"]:
         print(f"  - request {d['request_id']} {d['event']} to SS user {d['recipient']}: {d['reason']}")
+    print(f"database size:        {_size(report['database_bytes'])}")
     return 0
+
+
+def _database_bytes(path: str) -> int:
+    """The database file with its -wal and -shm files, in bytes."""
+    return sum(os.path.getsize(p) for p in (path, f"{path}-wal", f"{path}-shm") if os.path.exists(p))
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
 
 
 def cmd_manifest(args) -> int:

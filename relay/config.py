@@ -180,6 +180,8 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("slack", "signing_secret"): ("", _str),
     ("slack", "app_token"): ("", _str),
     ("slack", "rate_limits"): ({}, _rate_table),
+    ("slack", "unready_after_failing_seconds"): (300, _number(10, 24 * 3600)),
+    ("slack", "unready_after_pending_seconds"): (900, _number(10, 7 * 24 * 3600)),
     ("poll", "interval_seconds"): (15, _number(1, 3600)),
     ("poll", "catch_up_hours"): (24, _number(0, 24 * 30)),
     ("users", "match_by_email"): (True, _bool),
@@ -194,6 +196,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("storage", "path"): ("ssrelay.db", _str),
     ("storage", "encryption_key"): ("", _fernet_key),
     ("nudge", "token"): ("", _str),
+    ("storage", "retention_days"): (30, _number(1, 3650)),
 }
 
 

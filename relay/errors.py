@@ -13,6 +13,7 @@ Slack `error` strings; everything above them catches these types.
     └── SlackError                     anything that went wrong talking to Slack
         ├── SlackRateLimited           429; carries retry_after seconds
         ├── SlackUnavailable           connection error, timeout, 5xx
+        │   └── SlackOutcomeUnknown    the request was sent, no answer came: it may have taken effect
         └── SlackPermanentError        ok:false with an error retrying will not fix
 
 Errors carry the request path (never a query string with a secret, never a token).
@@ -98,6 +99,11 @@ class SlackRateLimited(SlackError):
 
 class SlackUnavailable(SlackError):
     """Connection error, timeout or 5xx: worth retrying later."""
+
+
+class SlackOutcomeUnknown(SlackUnavailable):
+    """The request reached Slack but no answer came back (the connection dropped, a timeout):
+    the call may have taken effect. Never repeat a post on this without looking first."""
 
 
 class SlackPermanentError(SlackError):

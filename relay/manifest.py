@@ -34,8 +34,9 @@ LONG_DESCRIPTION = (
 SHORTCUT_CALLBACK_ID = "secretsearch"
 BOT_EVENTS = ("app_home_opened",)
 # chat.postMessage / postEphemeral / update: chat:write; conversations.open: im:write;
-# users.info: users:read; users.lookupByEmail: users:read.email; the global shortcut: commands.
-BOT_SCOPES = ("chat:write", "im:write", "users:read", "users:read.email", "commands")
+# users.info: users:read; users.lookupByEmail: users:read.email; the global shortcut: commands;
+# conversations.history in the app's DMs (finding a message whose answer was lost): im:history.
+BOT_SCOPES = ("chat:write", "im:write", "im:history", "users:read", "users:read.email", "commands")
 # The app-level token (Socket Mode) is created in the app's settings, not by the manifest.
 APP_TOKEN_SCOPE = "connections:write"
 EVENTS_PATH = "/slack/events"

@@ -7,6 +7,13 @@ call leaves the row `sending`; once that process's heartbeat is stale, `recover(
 start-up and on every tick) sends it again: that single in-flight message is the one place a
 notification can arrive twice (README "Delivery guarantees", tests/test_crash_safety.py). A
 live peer's in-flight rows are never taken over.
+
+A row whose last Slack call may have taken effect unseen (a lost answer, a timeout, a stop
+inside the call) carries `uncertain_since`: the delivery looks for it in Slack before posting
+it again (slack/delivery.py).
+
+Every query here reads through an index and touches O(1) rows per message (claim, finish) or
+O(batch) rows per batch (`due`), whatever the backlog (bench/bench_outbox_scale.py).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Iterable
 
 import sqlite_utils
 
@@ -34,6 +42,12 @@ class Notification:
     payload: dict
     attempts: int
     created_at: datetime
+    uncertain_since: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """The idempotency key, as carried in Slack message metadata."""
+        return f"{self.request_id}/{self.event}/{self.recipient}"
 
 
 def _now() -> datetime:
@@ -68,7 +82,8 @@ class Outbox:
         be out: a later supersede still tells its reviewer); a live peer's in-flight rows stay."""
         with self.db.atomic():
             n = self.db.execute(
-                "UPDATE outbox SET state = 'pending', maybe_delivered = 1 "
+                "UPDATE outbox SET state = 'pending', maybe_delivered = 1, "
+                "uncertain_since = COALESCE(uncertain_since, claimed_at) "
                 "WHERE state = 'sending' AND (claimed_by IS NULL OR "
                 "(claimed_by IS NOT ? AND claimed_by NOT IN "
                 "(SELECT id FROM relay_processes WHERE heartbeat_at >= ?)))",
@@ -77,20 +92,42 @@ class Outbox:
                             [(alive_since - timedelta(days=1)).isoformat(), self.owner])
             return n
 
-    def due(self, now: datetime | None = None, limit: int = 100) -> list[Notification]:
-        """Pending rows whose time has come, oldest first, at most one per (request, recipient)
-        so that one person's messages about one request arrive in order."""
+    def due(self, now: datetime | None = None, limit: int = 100,
+            exclude: Iterable[int] = (), exclude_recipients: Iterable[int] = ()) -> list[Notification]:
+        """Pending rows whose time has come, earliest due first, at most one per (request,
+        recipient) so that one person's messages about one request arrive in order. `exclude`:
+        row ids already handed to a lane; `exclude_recipients`: people being looked up. Walks the (state, next_attempt_at) index in order and
+        stops after `limit` rows: no sort of the whole backlog."""
         now = now or _now()
+        skip = list(exclude)
+        people = list(exclude_recipients)
+        not_in = f"AND o.id NOT IN ({','.join('?' * len(skip))})" if skip else ""
+        if people:
+            not_in += f" AND o.recipient NOT IN ({','.join('?' * len(people))})"
         rows = self.db.execute(
-            """SELECT o.id, o.request_id, o.event, o.recipient, o.payload, o.attempts, o.created_at
-               FROM outbox o
-               WHERE o.state = 'pending' AND o.next_attempt_at <= ?
+            f"""SELECT o.id, o.request_id, o.event, o.recipient, o.payload, o.attempts, o.created_at,
+                      o.uncertain_since
+               FROM outbox o INDEXED BY outbox_due
+               WHERE o.state = 'pending' AND o.next_attempt_at <= ? {not_in}
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id
                                  AND p.recipient = o.recipient AND p.id < o.id
                                  AND p.state IN ('pending', 'sending'))
-               ORDER BY o.id LIMIT ?""", [now.isoformat(), limit]).fetchall()
-        return [Notification(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], datetime.fromisoformat(r[6]))
+               ORDER BY o.next_attempt_at, o.id LIMIT ?""", [now.isoformat(), *skip, *people, limit]).fetchall()
+        return [Notification(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], datetime.fromisoformat(r[6]),
+                             datetime.fromisoformat(r[7]) if r[7] else None)
                 for r in rows]
+
+    def oldest_pending_at(self) -> datetime | None:
+        """When the oldest notification still owed was created (an index lookup)."""
+        row = self.db.execute("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'").fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def prune(self, before: datetime, batch: int = 500) -> int:
+        """Delete up to `batch` sent or superseded rows finished before `before` (retention)."""
+        with self.db.atomic():
+            return self.db.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state IN ('sent', 'superseded') "
+                "AND finished_at < ? LIMIT ?)", [before.isoformat(), batch]).rowcount
 
     def next_due_at(self) -> datetime | None:
         row = self.db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'").fetchone()
@@ -103,8 +140,9 @@ class Outbox:
             # gone back to pending after a failed attempt, after the poll superseded the rest).
             self.db.execute(
                 "UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = 'request no longer pending' "
-                "WHERE id = ? AND state = 'pending' AND event = 'approval_requested' AND request_id NOT IN "
-                "(SELECT id FROM access_requests WHERE status = 'Pending' AND gone = 0)", [_now().isoformat(), n.id])
+                "WHERE id = ? AND state = 'pending' AND event = 'approval_requested' AND NOT EXISTS "
+                "(SELECT 1 FROM access_requests a WHERE a.id = outbox.request_id AND a.status = 'Pending' "
+                "AND a.gone = 0)", [_now().isoformat(), n.id])
             return self.db.execute(
                 "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_by = ?, claimed_at = ? "
                 "WHERE id = ? AND state = 'pending'", [self.owner, _now().isoformat(), n.id]).rowcount == 1
@@ -134,6 +172,21 @@ class Outbox:
         with self.db.atomic():
             self.db.execute("UPDATE outbox SET state = 'dead', last_error = ?, finished_at = ? WHERE id = ?",
                             [reason, (now or _now()).isoformat(), n.id])
+
+    def unsure(self, n: Notification, error: str, *, delay: float, now: datetime | None = None) -> str:
+        """The last call may have taken effect unseen: reschedule, remembering since when the
+        row is in doubt (its claim time), so the next attempt first looks for it in Slack."""
+        now = now or _now()
+        attempts = n.attempts + 1
+        if now - n.created_at > MAX_AGE or attempts >= MAX_ATTEMPTS:
+            self.dead(n, f"gave up after {attempts} attempts: {error}", now=now)
+            return "dead"
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ?, "
+                "uncertain_since = COALESCE(uncertain_since, claimed_at, ?) WHERE id = ?",
+                [(now + timedelta(seconds=delay)).isoformat(), error, now.isoformat(), n.id])
+        return "retry"
 
     def record_sent(self, request_id: int, event: str, recipient: int, slack_user: str,
                     payload: dict | None = None, now: datetime | None = None) -> bool:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import nudge, sync
+from . import nudge, retention, sync
 from .config import Config
 from .logs import REDACTOR
 from .metrics import Metrics
@@ -35,6 +35,7 @@ PEOPLE_RETRY_SECONDS = 5.0    # a person clicking or searching should hear back 
 # in-flight notifications are sent again by whoever runs next.
 MIN_HEARTBEAT_GRACE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 2.0
+RETENTION_SECONDS = 3600.0
 
 
 def build_ss_client(cfg: Config, *, retry_seconds: float = POLL_RETRY_SECONDS) -> SecretServerClient:
@@ -70,7 +71,9 @@ class Relay:
                                    links_need_proof=cfg.users.signin_requires_email_match)
         self.delivery = Delivery(self.db, self.slack, self.directory, mode=cfg.slack.approver_messages,
                                  secret_url=cfg.secret_url, default_hours=cfg.approvals.default_duration_hours,
-                                 metrics=self.metrics, owner=self.process_id, request_url=cfg.request_url)
+                                 metrics=self.metrics, owner=self.process_id, request_url=cfg.request_url,
+                                 failing_limit=cfg.slack.unready_after_failing_seconds,
+                                 pending_limit=cfg.slack.unready_after_pending_seconds)
         policy = sync.Policy(reviewer_cards=cfg.slack.approver_messages == "dm",
                              notify_expiry=cfg.approvals.notify_expiry)
         self.poller = Poller(self.db, self.ss, policy=policy, catch_up_hours=cfg.poll.catch_up_hours,
@@ -113,6 +116,13 @@ class Relay:
         except Exception:
             log.exception("heartbeat not recorded")
 
+    def prune(self) -> None:
+        """Delete what retention no longer keeps (hourly)."""
+        try:
+            retention.prune(self.db, now=datetime.now(timezone.utc), days=self.cfg.storage.retention_days)
+        except Exception:
+            log.exception("old records not pruned")
+
     def recover_stopped_peers(self) -> int:
         outbox = self.delivery.outbox
         outbox.heartbeat()
@@ -130,6 +140,8 @@ class Relay:
                                 id="poll", max_instances=1, coalesce=True,
                                 next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
         self._scheduler.add_job(self.heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat",
+                                max_instances=1, coalesce=True)
+        self._scheduler.add_job(self.prune, "interval", seconds=RETENTION_SECONDS, id="retention",
                                 max_instances=1, coalesce=True)
         self._scheduler.start()
         self._spawn("delivery", lambda: self.delivery.run(self.stop_event))
@@ -225,6 +237,8 @@ class Relay:
         ok, why = self.slack_reachable()
         if not ok:
             problems.append(f"Slack not reachable: {why}")
+        if problem := self.delivery.health_problem():
+            problems.append(problem)
         return not problems, problems
 
     def slack_reachable(self, max_age: float = 30.0) -> tuple[bool, str]:

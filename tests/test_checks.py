@@ -51,7 +51,7 @@ def test_healthy_http_mode_passes_every_check(sandbox, tmp_path):
                      "relay account can list access requests", "secret server time zone",
                      "slack bot token", "slack scopes",
                      "encryption key", "database"]
-    assert "has chat:write, commands, im:write, users:read, users:read.email" in lines(results)
+    assert "has chat:write, commands, im:history, im:write, users:read, users:read.email" in lines(results)
     assert "ok   secret server time zone: timestamps read as UTC agree" in lines(results)
 
 
@@ -107,12 +107,13 @@ def test_missing_scopes_are_named(sandbox, tmp_path):
     sandbox.slack.scopes = ("chat:write", "users:read", "channels:history")
     cfg = sandbox.config(migrated(str(tmp_path / "c.db")))
     c = failing(checks.run_checks(cfg), "slack scopes")
-    assert c.detail == "the bot token lacks commands, im:write, users:read.email"
+    assert c.detail == "the bot token lacks commands, im:history, im:write, users:read.email"
     assert "ssrelay manifest" in c.fix
 
 
 def test_extra_scopes_pass_but_are_mentioned():
-    c = checks.scopes_check({"chat:write", "im:write", "users:read", "users:read.email", "commands", "channels:read"})
+    c = checks.scopes_check({"chat:write", "im:write", "im:history", "users:read", "users:read.email", "commands",
+                             "channels:read"})
     assert c.ok and "more than needed: channels:read" in c.detail
 
 

@@ -40,7 +40,7 @@ def validate(m: dict) -> None:
     assert shortcut == {"name": "Search secrets", "type": "global", "callback_id": "secretsearch",
                         "description": shortcut["description"]}
     assert len(shortcut["callback_id"]) <= 255 and len(shortcut["description"]) <= 150
-    assert m["oauth_config"] == {"scopes": {"bot": ["chat:write", "im:write", "users:read",
+    assert m["oauth_config"] == {"scopes": {"bot": ["chat:write", "im:write", "im:history", "users:read",
                                                     "users:read.email", "commands"]}}
     settings = m["settings"]
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]

@@ -70,7 +70,7 @@ def test_auth_test_answers_like_slack_and_every_response_carries_scopes(slack, c
     assert resp["team_id"] == "T0SANDBOX"
     assert resp["user_id"] == "U0BOT" and resp["bot_id"] == "B0BOT"
     headers = {k.lower(): v for k, v in resp.headers.items()}
-    assert headers["x-oauth-scopes"] == "chat:write,im:write,users:read,users:read.email,commands"
+    assert headers["x-oauth-scopes"] == "chat:write,im:write,im:history,users:read,users:read.email,commands"
     call = slack.wait_for("auth.test")[0]
     assert call.ok and call.status == 200 and "token" not in call.args
 

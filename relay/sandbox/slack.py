@@ -32,6 +32,8 @@ import logging
 import math
 import re
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -78,6 +80,7 @@ METHOD_SCOPES = {
     "chat.update": "chat:write",
     "chat.delete": "chat:write",
     "conversations.open": "im:write",
+    "conversations.history": "im:history",  # for a DM; channels:history / groups:history otherwise
     "users.info": "users:read",
     "users.lookupByEmail": "users:read.email",
 }
@@ -103,16 +106,24 @@ class Call:
     status: int
     at: float
     done: bool = False
+    answered: bool = True  # False: the stand-in dropped the connection instead of answering
 
 
 class _Fault:
-    def __init__(self, *, error, status, retry_after, times, hang, delay):
+    def __init__(self, *, error, status, retry_after, times, hang, delay, reset_after_accept=False,
+                 answer_delay=None):
         self.error = error
         self.status = status
         self.retry_after = retry_after
         self.remaining = times  # None: forever
         self.hang = hang
         self.delay = delay
+        self.reset_after_accept = reset_after_accept
+        self.answer_delay = answer_delay
+
+
+class DropConnection(Exception):
+    """Raised to the HTTP handler: close the connection without writing an answer."""
 
 
 class _Bucket:
@@ -170,7 +181,8 @@ class SlackStandIn:
         port: int = 0,
         bot_token: str = "xoxb-sandbox",
         team_id: str = "T0SANDBOX",
-        scopes: Iterable[str] = ("chat:write", "im:write", "users:read", "users:read.email", "commands"),
+        scopes: Iterable[str] = ("chat:write", "im:write", "im:history", "users:read", "users:read.email",
+                                 "commands"),
         *,
         app_token: str = "xapp-1-sandbox",
         clock: Callable[[], float] = time.monotonic,
@@ -393,8 +405,15 @@ class SlackStandIn:
         times: int | None = 1,
         hang: threading.Event | None = None,
         delay: float | None = None,
+        reset_after_accept: bool = False,
+        answer_delay: float | None = None,
     ) -> None:
         """Inject a fault into the next ``times`` calls of ``method`` (None: every call).
+
+        - ``reset_after_accept``: the call is served normally (a message is posted), then the
+          connection is closed without an answer: the client cannot know it took effect.
+        - ``answer_delay``: the call is served normally at once, the answer is written that many
+          seconds later (a slow answer: the effect exists before the client hears of it).
 
         - ``error``: HTTP 200 ``{"ok": false, "error": error}`` (or with ``status``).
         - ``status``: that HTTP status, body ``{"ok": false, "error": error or "internal_error"}``.
@@ -407,7 +426,8 @@ class SlackStandIn:
             raise ValueError("times must be >= 1 or None")
         with self._lock:
             self._faults.setdefault(method, deque()).append(
-                _Fault(error=error, status=status, retry_after=retry_after, times=times, hang=hang, delay=delay)
+                _Fault(error=error, status=status, retry_after=retry_after, times=times, hang=hang, delay=delay,
+                       reset_after_accept=reset_after_accept, answer_delay=answer_delay)
             )
 
     # ------------------------------------------------------------------ recordings
@@ -592,11 +612,14 @@ class SlackStandIn:
         return None
 
     def handle_api(self, method: str, args: dict, token: str | None) -> tuple[int, dict, dict]:
-        """Serve one Web API call: (HTTP status, JSON body, extra headers). Records it."""
+        """Serve one Web API call: (HTTP status, JSON body, extra headers). Records it.
+        Raises DropConnection when an injected fault says the answer is never written."""
         call = self._record(method, _redacted(args))
-        status, body, headers = 200, {"ok": False, "error": "internal_error"}, {}
+        status, body = 200, {"ok": False, "error": "internal_error"}
+        headers: dict[str, str] = {}
+        fault = self._take_fault(method)
         try:
-            status, body, headers = self._serve(method, args, token)
+            status, body, headers = self._serve(method, args, token, fault)
         except _ApiError as e:
             status, body = 200, {"ok": False, "error": e.error, **e.extra}
             if e.messages:
@@ -604,11 +627,17 @@ class SlackStandIn:
         except Exception:  # a stand-in bug must still answer and be visible
             log.exception("slack stand-in failed serving %s", method)
             status, body = 500, {"ok": False, "error": "internal_error"}
+        if fault is not None and fault.reset_after_accept:
+            call.answered = False
+            self._finish(call, status, body)
+            raise DropConnection(method)
+        if fault is not None and fault.answer_delay:
+            self._stopping.wait(fault.answer_delay)
         self._finish(call, status, body)
         return status, body, headers
 
-    def _serve(self, method: str, args: dict, token: str | None) -> tuple[int, dict, dict]:
-        fault = self._take_fault(method)
+    def _serve(self, method: str, args: dict, token: str | None,
+               fault: _Fault | None = None) -> tuple[int, dict, dict]:
         if fault is not None:
             self._wait_fault(fault)
             outcome = self._fault_outcome(fault)
@@ -623,7 +652,7 @@ class SlackStandIn:
         handler = _METHODS.get(method)
         if handler is None:
             raise _ApiError("unknown_method")
-        needed = METHOD_SCOPES.get(method)
+        needed = _scope_needed(self, method, args)
         if needed and needed not in self.scopes:
             raise _ApiError("missing_scope", extra={"needed": needed, "provided": ",".join(self.scopes)})
         with self._lock:
@@ -970,9 +999,86 @@ def _chat_post_message(s: SlackStandIn, args: dict) -> dict:
     if args.get("thread_ts"):
         msg["thread_ts"] = args["thread_ts"]
     if args.get("metadata") is not None:
-        msg["metadata"] = _json_arg(args, "metadata", "invalid_metadata_format")
+        msg["metadata"] = _message_metadata(args)
     s._messages.setdefault(cid, {})[ts] = msg
     return _with_warnings({"channel": cid, "ts": ts, "message": copy.deepcopy(msg)}, warnings)
+
+
+def _message_metadata(args: dict) -> dict:
+    """chat.postMessage `metadata`: a JSON object with `event_type` (string) and `event_payload`
+    (object); stored with the message and returned by conversations.history with
+    include_all_metadata."""
+    meta = _json_arg(args, "metadata", "invalid_metadata_format")
+    if not isinstance(meta, dict) or not isinstance(meta.get("event_type"), str) or not meta["event_type"]:
+        raise _ApiError("invalid_metadata_format")
+    payload = meta.get("event_payload", {})
+    if not isinstance(payload, dict):
+        raise _ApiError("invalid_metadata_format")
+    return {"event_type": meta["event_type"], "event_payload": copy.deepcopy(payload)}
+
+
+HISTORY_DEFAULT_LIMIT = 100
+HISTORY_MAX_LIMIT = 999
+
+
+def _conversations_history(s: SlackStandIn, args: dict) -> dict:
+    """Messages of a conversation, newest first, between `oldest` and `latest` (exclusive unless
+    `inclusive`), `limit` per page with a cursor. Message `metadata` is returned only with
+    `include_all_metadata` [U: Slack documents the flag, not what is shown without it]."""
+    channel = _require(args, "channel", "channel_not_found")
+    if channel not in s._channels:
+        raise _ApiError("channel_not_found")
+
+    def stamp(name: str, default: float) -> float:
+        v = args.get(name)
+        if v is None or v == "":
+            return default
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            raise _ApiError(f"invalid_ts_{name}") from None
+
+    oldest, latest = stamp("oldest", 0.0), stamp("latest", float("inf"))
+    inclusive = _truthy(args.get("inclusive"))
+    try:
+        limit = int(args.get("limit") or HISTORY_DEFAULT_LIMIT)
+    except (TypeError, ValueError):
+        raise _ApiError("invalid_limit") from None
+    limit = max(1, min(HISTORY_MAX_LIMIT, limit))
+    cursor = str(args.get("cursor") or "")
+    try:
+        start = int(cursor.removeprefix("next_ts:")) if cursor else 0
+    except ValueError:
+        raise _ApiError("invalid_cursor") from None
+    with_meta = _truthy(args.get("include_all_metadata"))
+
+    def within(ts: float) -> bool:
+        if inclusive:
+            return oldest <= ts <= latest
+        return oldest < ts < latest
+
+    found = [m for m in reversed(list(s._messages.get(channel, {}).values())) if within(float(m["ts"]))]
+    page = found[start:start + limit]
+    out = []
+    for m in page:
+        item = {k: copy.deepcopy(v) for k, v in m.items() if k not in ("channel", "metadata", "edited")}
+        if m.get("edited"):
+            item["edited"] = copy.deepcopy(m["edited"])
+        if with_meta and m.get("metadata"):
+            item["metadata"] = copy.deepcopy(m["metadata"])
+        out.append(item)
+    more = start + limit < len(found)
+    return {"messages": out, "has_more": more, "pin_count": 0, "channel_actions_ts": None,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": f"next_ts:{start + limit}" if more else ""}}
+
+
+def _scope_needed(s: SlackStandIn, method: str, args: dict) -> str | None:
+    if method == "conversations.history":
+        ch = s._channels.get(str(args.get("channel") or ""))
+        if ch is not None and not ch["im_user"]:
+            return "channels:history"
+    return METHOD_SCOPES.get(method)
 
 
 def _chat_post_ephemeral(s: SlackStandIn, args: dict) -> dict:
@@ -1187,6 +1293,7 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict], dict]] = {
     "users.info": _users_info,
     "users.lookupByEmail": _users_lookup_by_email,
     "conversations.open": _conversations_open,
+    "conversations.history": _conversations_history,
     "chat.postMessage": _chat_post_message,
     "chat.postEphemeral": _chat_post_ephemeral,
     "chat.update": _chat_update,
@@ -1244,7 +1351,11 @@ class _Handler(BaseHTTPRequestHandler):
                     token = auth[7:].strip()
                 if not token and isinstance(args.get("token"), str):
                     token = args["token"]
-                status, body, headers = self.standin.handle_api(method, args, token)
+                try:
+                    status, body, headers = self.standin.handle_api(method, args, token)
+                except DropConnection:
+                    self._drop()
+                    return
                 self._send(status, json.dumps(body).encode(), "application/json; charset=utf-8", headers)
             elif parts.path.startswith("/hooks/") and self.command == "POST":
                 hook_id = parts.path[len("/hooks/"):].strip("/")
@@ -1264,6 +1375,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, b"invalid_payload", "text/html", {})
             else:
                 self._send(200, b'{"ok": false, "error": "invalid_json"}', "application/json", {})
+
+    def _drop(self) -> None:
+        """Close the connection with a TCP reset and no answer (SO_LINGER 0)."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
 
     def _send(self, status: int, payload: bytes, ctype: str, headers: dict) -> None:
         try:

@@ -5,14 +5,17 @@ import time), paces each method at its tier rate, and turns Slack's answers into
 from __future__ import annotations
 
 import logging
+from collections import deque
 import threading
 import time
+from http.client import HTTPException
 from typing import Any, Callable
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from ..errors import SlackPermanentError, SlackRateLimited, SlackUnavailable
+from ..errors import SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited, SlackUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,34 +54,78 @@ PERMANENT_ERRORS = frozenset({
 # an expired token or a Slack incident is fixed by time or by the operator, not by dropping mail.
 
 
+# Pace a little under each budget: the server's bucket refills at the budget rate, and two
+# calls that leave HEADROOM apart reach it at least one refill apart despite a little jitter
+# in how long each takes to get there.
+HEADROOM = 0.99
+RTT_WINDOW = 16
+
+
 class Pacer:
-    """Spaces calls of each method evenly at its rate, and holds a method back after a 429."""
+    """One token bucket per method, refilled at HEADROOM x its rate, holding one token.
+
+    Each method's calls are spaced from when the previous one can at the latest have reached
+    Slack (see `answered`), not from the slot it was booked for: a thread that wakes late or a
+    call that travels slowly does not make the next call early (a bucket anchored on booked
+    slots would let it catch up and burst past Slack's budget). One call per method is in
+    flight at a time, whichever lane makes it; other methods are never held up. A 429 holds
+    the method back for Retry-After."""
 
     def __init__(self, rates: dict[str, float] | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, stop: threading.Event | None = None):
+                 clock: Callable[[], float] = time.monotonic, stop: threading.Event | None = None,
+                 headroom: float = HEADROOM):
         self.rates = {**DEFAULT_RATES, **(rates or {})}
+        self.headroom = headroom
         self._clock = clock
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._method_locks: dict[str, threading.Lock] = {}
+        self._rtts: dict[str, deque[float]] = {}   # recent round trips per method
         self._stop = stop or threading.Event()
 
     def interval(self, method: str) -> float:
-        return 60.0 / self.rates.get(method, 50.0)
+        return 60.0 / (self.rates.get(method, 50.0) * self.headroom)
 
-    def reserve(self, method: str) -> float:
-        """Book the next slot for `method`; returns how long to wait for it."""
+    def _method_lock(self, method: str) -> threading.Lock:
         with self._lock:
-            now = self._clock()
-            slot = max(now, self._next.get(method, now))
-            self._next[method] = slot + self.interval(method)
-            return slot - now
+            return self._method_locks.setdefault(method, threading.Lock())
 
-    def wait(self, method: str) -> None:
+    def wait(self, method: str) -> float | None:
+        """Block until `method` may be called and take its token; returns the time the call
+        leaves (None when stopping). One call per method is in flight at a time: the caller
+        must report its answer with `answered()`, which lets the next one go."""
+        if method in UNPACED:
+            return self._clock()
+        lock = self._method_lock(method)
+        while not lock.acquire(timeout=0.2):     # another call of this method is in flight
+            if self._stop.is_set():
+                return None
+        while True:
+            with self._lock:
+                delay = self._next.get(method, 0.0) - self._clock()
+            if delay <= 0:
+                break
+            if self._stop.wait(delay):
+                lock.release()
+                return None
+        now = self._clock()
+        with self._lock:
+            self._next[method] = now + self.interval(method)
+        return now
+
+    def answered(self, method: str, sent_at: float) -> None:
+        """The call that left at `sent_at` has its answer (or failed). Slack took its token
+        somewhere in between; assume the latest moment the quickest recent answer allows (now
+        minus the shortest of the last RTT_WINDOW round trips), so a call that reached Slack
+        late never lets the next one arrive closer than the interval."""
         if method in UNPACED:
             return
-        delay = self.reserve(method)
-        if delay > 0:
-            self._stop.wait(delay)
+        now = self._clock()
+        with self._lock:
+            recent = self._rtts.setdefault(method, deque(maxlen=RTT_WINDOW))
+            recent.append(now - sent_at)
+            self._next[method] = max(self._next.get(method, 0.0), now - min(recent) + self.interval(method))
+        self._method_lock(method).release()
 
     def hold(self, method: str, seconds: float) -> None:
         """Slack said 429 with Retry-After: no call of this method before then."""
@@ -86,7 +133,17 @@ class Pacer:
             self._next[method] = max(self._next.get(method, 0.0), self._clock() + seconds)
 
 
-def make_client(api_url: str, token: str, *, timeout: float = 10.0) -> WebClient:
+# Slack answers in well under a second; this long a wait only cuts off a hung connection. A
+# slow answer is still an answer: a shorter timeout would call a call that succeeded a
+# failure. A post that times out is looked up, never blindly repeated (slack/delivery.py).
+CALL_TIMEOUT_SECONDS = 30
+
+# Calls that create something each time they are made: when their answer is lost, they are
+# reported as SlackOutcomeUnknown, not as a failure to retry.
+NOT_REPEATABLE = frozenset({"chat.postMessage", "chat.postEphemeral"})
+
+
+def make_client(api_url: str, token: str, *, timeout: int = CALL_TIMEOUT_SECONDS) -> WebClient:
     # Our own retry/backoff handles failures: no blocking sleeps inside slack_sdk.
     return WebClient(token=token, base_url=api_url, timeout=timeout, retry_handlers=[])
 
@@ -100,7 +157,9 @@ class SlackApi:
         self.on_rate_limited: Callable[[str], None] = lambda method: None
 
     def call(self, method: str, **params: Any) -> dict:
-        self.pacer.wait(method)
+        sent_at = self.pacer.wait(method)
+        if sent_at is None:
+            raise SlackUnavailable(method, "relay stopping")
         try:
             if method.startswith(("chat.", "views.")):
                 resp = self.client.api_call(method, json=params)
@@ -120,8 +179,16 @@ class SlackApi:
             if error in PERMANENT_ERRORS:
                 raise SlackPermanentError(method, error) from None
             raise SlackUnavailable(method, error or f"HTTP {status}") from None
-        except (SlackClientError, OSError) as exc:
+        except (SlackClientError, URLError) as exc:
+            # urllib wraps what fails while connecting or sending: the request never arrived
             raise SlackUnavailable(method, type(exc).__name__) from None
+        except (OSError, HTTPException) as exc:
+            # the request was sent, the answer never came (reset, timeout, empty reply)
+            if method in NOT_REPEATABLE:
+                raise SlackOutcomeUnknown(method, f"no answer ({type(exc).__name__})") from None
+            raise SlackUnavailable(method, type(exc).__name__) from None
+        finally:
+            self.pacer.answered(method, sent_at)
 
 
 def _retry_after(headers: Any) -> float:

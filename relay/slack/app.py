@@ -32,7 +32,7 @@ from slack_sdk.webhook import WebhookClient
 
 from .. import actions as act
 from .. import secrets as secrets_mod   # secrets in Slack (issue 4)
-from ..errors import SlackError, SlackPermanentError
+from ..errors import SlackError, SlackPermanentError, SlackRateLimited, SlackUnavailable
 from ..identity import EmailBinding
 from ..model import PENDING, AccessRequest
 from ..outbox import Outbox
@@ -46,6 +46,7 @@ from . import replies
 from . import secret_flows   # secrets in Slack (issue 4)
 from .blocks import APPROVE, DENY, OPEN_IN_SS, escape
 from .directory import Directory
+from .home_retry import PublishRetries
 
 if TYPE_CHECKING:
     from ..runtime import Relay
@@ -183,6 +184,7 @@ class Interactions:
                                   slack_name=self.slack_display_name)
         self._home_locks: dict[str, threading.Lock] = {}
         self._home_locks_lock = threading.Lock()
+        self.home_retries = PublishRetries(self.publish_home, stop=relay.stop_event)
         self._team_id = ""
         self._emails: dict[str, str] = {}    # slack user -> e-mail (users.info), for the Home tab
         self.home_published = 0
@@ -613,14 +615,20 @@ class Interactions:
             if event_hash:
                 params["hash"] = event_hash
             try:
-                self.slack.call("views.publish", **params)
-            except SlackPermanentError as exc:
-                if exc.error != "hash_conflict":
-                    raise
-                log.info("home tab changed meanwhile: re-rendering", extra={"slack_user": slack_user})
-                data = self.home_data(slack_user, override=override, notice=notice)
-                digest = home_mod.view_hash(self._render_home(data, home_mod.SIGNIN_PLACEHOLDER))
-                self.slack.call("views.publish", user_id=slack_user, view=self._view_with_link(data, team, slack_user))
+                try:
+                    self.slack.call("views.publish", **params)
+                except SlackPermanentError as exc:
+                    if exc.error != "hash_conflict":
+                        raise
+                    log.info("home tab changed meanwhile: re-rendering", extra={"slack_user": slack_user})
+                    data = self.home_data(slack_user, override=override, notice=notice)
+                    digest = home_mod.view_hash(self._render_home(data, home_mod.SIGNIN_PLACEHOLDER))
+                    self.slack.call("views.publish", user_id=slack_user,
+                                    view=self._view_with_link(data, team, slack_user))
+            except (SlackRateLimited, SlackUnavailable) as exc:   # time fixes it: publish again later
+                self.home_retries.failed(slack_user, exc)
+                return False
+            self.home_retries.succeeded(slack_user)
             with self.db.atomic():
                 self.db.execute(
                     "INSERT INTO home_views (slack_user, slack_team, view_hash, signed_in, published_at) "

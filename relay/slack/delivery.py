@@ -1,23 +1,37 @@
-"""Delivery: drains the outbox into Slack, one notification at a time, in order per
-(request, recipient), paced per method, with Retry-After, backoff and dead letters.
+"""Delivery: drains the outbox into Slack, in order per (request, recipient), in one lane per
+Slack method, paced per method, with Retry-After, backoff and dead letters.
 
 Which Slack method carries an event depends on the message mode:
 - approval_requested: ephemeral -> chat.postEphemeral in the app DM; dm -> chat.postMessage (card kept)
 - canceled: the reviewer's card is rewritten when there is one, else a notice is posted
 - review_closed: the reviewer's card is rewritten (nothing when there is no card)
 - approved / denied / expired: chat.postMessage to the requester (persistent: they are waiting)
+
+Lanes: `run()` hands each due notification to the lane of the first Slack method it needs
+(users.lookupByEmail for someone not looked up yet, conversations.open for a DM channel not
+opened yet, else the method that carries it), one thread per lane, so a slow or rate-limited
+method never holds up the others. Order per (request, recipient) holds across lanes: the next
+row of a pair is not due until the one before it is finished (`Outbox.due`).
+
+Ambiguous answers: a post whose answer was lost (SlackOutcomeUnknown) may exist in Slack.
+Every chat.postMessage carries message metadata with the outbox key, and before such a row is
+posted again the conversation is searched for that key (conversations.history with
+include_all_metadata, from the first uncertain claim on); when found, the row is recorded as
+sent. Ephemeral messages cannot be looked up: they are sent at most once on an ambiguous answer
+(README "Delivery guarantees").
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
 
 import sqlite_utils
 
-from ..errors import SlackError, SlackPermanentError, SlackRateLimited
+from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited
 from ..metrics import Metrics
 from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
@@ -28,12 +42,40 @@ from .directory import Directory, Unmapped
 
 log = logging.getLogger(__name__)
 
+# Message metadata on every post: the outbox key, so a post whose answer was lost can be found.
+METADATA_EVENT_TYPE = "ssrelay_notification"
+# Look this much before the uncertain claim: the relay's and Slack's clocks may differ a little.
+RECONCILE_MARGIN = timedelta(seconds=60)
+RECONCILE_PAGE = 100          # messages per conversations.history page
+RECONCILE_MAX_PAGES = 5       # a DM holds few messages since the claim; past this, post again
+# After a lost answer, wait this long before looking: a slow Slack has finished by then.
+UNSURE_RETRY_SECONDS = 5.0
+# Lanes: at most this many notifications queued per lane; the dispatcher reads this many due
+# rows per batch.
+LANE_DEPTH = 32
+BATCH = 100
+NO_CALL = "none"              # rows that need no Slack call (no card to close)
+LOOKUP, OPEN = "users.lookupByEmail", "conversations.open"
+HEALTH_REFRESH_SECONDS = 2.0
+
+
+def metadata(n: Notification) -> dict:
+    return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": n.key}}
+
+
+class _Lane:
+    def __init__(self, name: str, thread: threading.Thread):
+        self.name = name
+        self.queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self.thread = thread
+
 
 class Delivery:
     def __init__(self, db: sqlite_utils.Database, api: SlackApi, directory: Directory, *,
                  mode: str, secret_url: Callable[[int], str], default_hours: float,
                  metrics: Metrics | None = None, owner: str | None = None,
-                 request_url: Callable[[int, int], str] | None = None):
+                 request_url: Callable[[int, int], str] | None = None,
+                 failing_limit: float = 300.0, pending_limit: float = 900.0):
         self.db = db
         self.outbox = Outbox(db, owner)
         self.api = api
@@ -46,15 +88,34 @@ class Delivery:
         self.wake = threading.Event()
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self.on_delivered: Callable[[Notification, str], None] = lambda n, slack_user: None
-        # issue 4: does the requester's "approved" message get Launch? (set by the interactions
-        # layer: asks SS as the requester; never the relay account)
+        # Does the requester's "approved" message get Launch? (set by the interactions layer:
+        # asks SS as the requester; never the relay account)
         self.launchable: Callable[[str, int], bool] = lambda slack_user, secret_id: False
         # True while approval messages must wait: after a start, until a poll has re-read SS
         # (a request decided while the relay was stopped is then superseded, never asked).
         self.hold_asks: Callable[[], bool] = lambda: False
+        self.unsure_retry_seconds = UNSURE_RETRY_SECONDS
+        # Health, kept in memory so readiness never touches the database.
+        self.failing_limit = failing_limit
+        self.pending_limit = pending_limit
+        self._health_lock = threading.Lock()
+        self._failing_since: datetime | None = None
+        self._last_error = ""
+        self._oldest_pending: datetime | None = None
+        self._health_at: datetime | None = None
+        # Lanes (run() only)
+        self._lanes: dict[str, _Lane] = {}
+        self._queued: set[int] = set()
+        self._resolving: set[int] = set()
+        self._looked_up: set[int] = set()   # people whose lookup was tried by this process
+        self._known: dict[int, str] = {}    # SS user -> Slack user, as seen by lane_of
+        self._open_dms: set[str] = set()    # Slack users whose app DM is known to be open
+        self._queued_lock = threading.Lock()
+        self._stop = threading.Event()
 
+    # --- one pass, in the caller's thread (tests, `cycle`) ---------------------------------
     def deliver_due(self, limit: int = 100) -> int:
-        """Deliver what is due now; returns how many notifications were handled."""
+        """Deliver what is due now, one after the other; returns how many were handled."""
         handled = 0
         for n in self.outbox.due(self.clock(), limit=limit):
             if n.event == sync.APPROVAL_REQUESTED and self.hold_asks():
@@ -64,17 +125,132 @@ class Delivery:
                 handled += 1
         return handled
 
+    # --- the running relay: a dispatcher and one lane per method ---------------------------
     def run(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:
-        """Deliver until `stop` is set; sleeps on `wake` (set by the poll) when idle."""
-        while not stop.is_set():
-            try:
-                handled = self.deliver_due()
-            except Exception:   # keep the loop alive; the row stays in the outbox
-                log.exception("delivery loop error")
-                handled = 0
-            if handled == 0:
-                self.wake.wait(self._idle_wait(idle_seconds))
+        """Deliver until `stop` is set; sleeps on `wake` (set by the poll and by lanes) when idle."""
+        self._stop = stop
+        try:
+            while not stop.is_set():
                 self.wake.clear()
+                try:
+                    self._refresh_health_if_due()
+                    dispatched = self.dispatch()
+                except Exception:   # keep the loop alive; the rows stay in the outbox
+                    log.exception("delivery loop error")
+                    dispatched = 0
+                if dispatched == 0:
+                    self.wake.wait(self._idle_wait(idle_seconds))
+        finally:
+            self._stop_lanes()
+
+    def dispatch(self) -> int:
+        """Hand due rows to their lanes (those not queued already); returns how many. A row whose
+        recipient must first be looked up in Slack stays where it is while a lookup lane finds
+        them (once per person), so the rows of people already known keep flowing."""
+        with self._queued_lock:
+            queued, resolving = set(self._queued), set(self._resolving)
+        dispatched = 0
+        hold = self.hold_asks()
+        for n in self.outbox.due(self.clock(), limit=BATCH, exclude=queued, exclude_recipients=resolving):
+            if hold and n.event == sync.APPROVAL_REQUESTED:
+                continue
+            lane_name = self.lane_of(n)
+            if lane_name in (LOOKUP, OPEN) and n.recipient not in self._looked_up:
+                if n.recipient not in resolving:
+                    resolving.add(n.recipient)
+                    with self._queued_lock:
+                        self._resolving.add(n.recipient)
+                    self._lane(lane_name).queue.put(("person", n.recipient))
+                    dispatched += 1
+                continue
+            lane = self._lane(lane_name)
+            if lane.queue.qsize() >= LANE_DEPTH:
+                continue
+            with self._queued_lock:
+                self._queued.add(n.id)
+            lane.queue.put(("row", n))
+            dispatched += 1
+        return dispatched
+
+    def lane_of(self, n: Notification) -> str:
+        """The first Slack method this notification needs (no call is made to find out). Who
+        is known, and whose DM is open, is remembered once seen: the dispatcher reads whole
+        batches, most of them about people it has seen."""
+        slack_user = self._known.get(n.recipient) or self.directory.known_slack_user(n.recipient)
+        if slack_user is None:
+            return LOOKUP
+        self._known[n.recipient] = slack_user
+        method = self._method_for(n)
+        if method == "chat.postEphemeral" and slack_user not in self._open_dms:
+            if not self.directory.knows_dm_channel(slack_user):
+                return OPEN
+            self._open_dms.add(slack_user)
+        return method
+
+    def _method_for(self, n: Notification) -> str:
+        if n.event == sync.APPROVAL_REQUESTED:
+            return "chat.postMessage" if self.mode == "dm" else "chat.postEphemeral"
+        if n.event in (sync.CANCELED_NOTICE, sync.REVIEW_CLOSED):
+            if self.outbox.card(n.request_id, n.recipient):
+                return "chat.update"
+            if n.event == sync.REVIEW_CLOSED:
+                return NO_CALL
+            return "chat.postMessage" if self.mode == "dm" else "chat.postEphemeral"
+        return "chat.postMessage"
+
+    def _lane(self, name: str) -> _Lane:
+        lane = self._lanes.get(name)
+        if lane is None:
+            thread = threading.Thread(target=lambda: self._work(lane_ref[0]), name=f"ssrelay-lane-{name}",
+                                      daemon=True)
+            lane = _Lane(name, thread)
+            lane_ref = [lane]
+            self._lanes[name] = lane
+            thread.start()
+        return lane
+
+    def _work(self, lane: _Lane) -> None:
+        while True:
+            item = lane.queue.get()
+            if item is None:
+                return
+            kind, what = item
+            try:
+                if self._stop.is_set():
+                    continue
+                if kind == "person":
+                    self._look_up(what)
+                elif self.outbox.claim(what):
+                    self._deliver(what)
+            except Exception:   # e.g. the database is busy: the row stays pending or is recovered
+                log.exception("delivery lane error", extra={"lane": lane.name})
+            finally:
+                with self._queued_lock:
+                    if kind == "person":
+                        self._resolving.discard(what)
+                    else:
+                        self._queued.discard(what.id)
+                if lane.queue.qsize() <= LANE_DEPTH // 4:
+                    self.wake.set()
+
+    def _look_up(self, ss_user_id: int) -> None:
+        """Find a person in Slack (and open the app DM) ahead of their messages. Whatever the
+        outcome, their rows go to their lanes next, where failures are handled per row."""
+        try:
+            slack_user = self.directory.slack_user_for(ss_user_id)
+            if self.mode == "ephemeral":
+                self.directory.dm_channel(slack_user)
+        except (Unmapped, SlackError):
+            pass
+        finally:
+            self._looked_up.add(ss_user_id)
+
+    def _stop_lanes(self, timeout: float = 3.0) -> None:
+        lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            lane.queue.put(None)
+        for lane in lanes.values():
+            lane.thread.join(timeout)
 
     def _idle_wait(self, idle: float) -> float:
         nxt = self.outbox.next_due_at()
@@ -82,6 +258,46 @@ class Delivery:
             return idle
         return max(0.01, min(idle, (nxt - self.clock()).total_seconds()))
 
+    # --- health (read by /readyz from memory) ----------------------------------------------
+    def health_problem(self, now: datetime | None = None) -> str | None:
+        """Why delivery is unhealthy, or None: deliveries have failed (and none succeeded) for
+        longer than `failing_limit` seconds, or the oldest notification still owed is older
+        than `pending_limit` seconds. Reads only memory: never waits on the database."""
+        now = now or self.clock()
+        with self._health_lock:
+            failing, error, oldest = self._failing_since, self._last_error, self._oldest_pending
+        if failing is not None and (now - failing).total_seconds() > self.failing_limit:
+            return (f"Slack deliveries failing for {(now - failing).total_seconds():.0f}s "
+                    f"(limit {self.failing_limit:g}s): {error}")
+        if oldest is not None and (now - oldest).total_seconds() > self.pending_limit:
+            return (f"oldest pending notification is {(now - oldest).total_seconds():.0f}s old "
+                    f"(limit {self.pending_limit:g}s)")
+        return None
+
+    def refresh_health(self) -> None:
+        """Read the oldest pending notification's age (one index lookup) into memory."""
+        oldest = self.outbox.oldest_pending_at()
+        with self._health_lock:
+            self._oldest_pending = oldest
+            self._health_at = self.clock()
+
+    def _refresh_health_if_due(self) -> None:
+        at = self._health_at
+        if at is None or (self.clock() - at).total_seconds() >= HEALTH_REFRESH_SECONDS:
+            self.refresh_health()
+
+    def _note_success(self) -> None:
+        with self._health_lock:
+            self._failing_since = None
+            self._last_error = ""
+
+    def _note_failure(self, error: str) -> None:
+        with self._health_lock:
+            if self._failing_since is None:
+                self._failing_since = self.clock()
+            self._last_error = error
+
+    # --- one notification ------------------------------------------------------------------
     def _deliver(self, n: Notification) -> None:
         try:
             slack_user = self.directory.slack_user_for(n.recipient)
@@ -95,7 +311,15 @@ class Delivery:
             self._failed(n, exc, "users.lookupByEmail")
             return
         try:
-            method, note = self._send(n, slack_user)
+            found = self._already_posted(n, slack_user)
+            note: str | None
+            if found is not None:
+                method, note = "conversations.history", found
+            else:
+                method, note = self._send(n, slack_user)
+        except SlackOutcomeUnknown as exc:
+            self._unsure(n, exc, slack_user)
+            return
         except SlackError as exc:
             self._failed(n, exc, exc.method)
             return
@@ -106,6 +330,7 @@ class Delivery:
             self.metrics.deliveries.labels("none", "internal_error").inc()
             return
         self.outbox.sent(n, slack_user, note)
+        self._note_success()
         self.metrics.deliveries.labels(method, "ok").inc()
         log.info("notification delivered", extra={"event": n.event, "request_id": n.request_id,
                                                    "slack_user": slack_user, "method": method})
@@ -121,9 +346,56 @@ class Delivery:
             result = "dead"
         else:
             result = self.outbox.retry(n, str(exc), delay=backoff(n.attempts + 1))
+        if not isinstance(exc, SlackPermanentError):
+            self._note_failure(str(exc))
         self.metrics.deliveries.labels(method, result).inc()
         log.warning("notification not delivered", extra={"event": n.event, "request_id": n.request_id,
                                                           "error": str(exc), "result": result})
+
+    def _unsure(self, n: Notification, exc: SlackOutcomeUnknown, slack_user: str) -> None:
+        """The post may exist. An ephemeral one cannot be looked up: it counts as sent (at most
+        once). A message is rescheduled; its next attempt looks for it first."""
+        self._note_failure(str(exc))
+        if exc.method == "chat.postEphemeral":
+            self.outbox.sent(n, slack_user, f"{exc.error}: an ephemeral message cannot be looked up; "
+                                            "not repeated")
+            result = "unknown_not_repeated"
+        else:
+            result = self.outbox.unsure(n, str(exc), delay=self.unsure_retry_seconds)
+        self.metrics.deliveries.labels(exc.method, result).inc()
+        log.warning("Slack's answer was lost", extra={"event": n.event, "request_id": n.request_id,
+                                                       "error": str(exc), "result": result})
+
+    def _already_posted(self, n: Notification, slack_user: str) -> str | None:
+        """For a row in doubt that would be posted with chat.postMessage: look for its key in
+        the DM since the uncertain claim. Returns the note to record when it is there."""
+        if n.uncertain_since is None or self._method_for(n) != "chat.postMessage":
+            return None
+        channel = self.directory.dm_channel(slack_user)
+        oldest = (n.uncertain_since - RECONCILE_MARGIN).timestamp()
+        cursor: str | None = None
+        for _ in range(RECONCILE_MAX_PAGES):
+            params: dict[str, Any] = {"channel": channel, "oldest": f"{oldest:.6f}", "inclusive": True,
+                                      "limit": RECONCILE_PAGE, "include_all_metadata": True}
+            if cursor:
+                params["cursor"] = cursor
+            try:
+                data = self.api.call("conversations.history", **params)
+            except SlackPermanentError as exc:   # e.g. missing_scope: post again rather than drop it
+                log.warning("cannot look for a message whose answer was lost; posting it again",
+                            extra={"request_id": n.request_id, "error": exc.error})
+                return None
+            for m in data.get("messages") or []:
+                meta = m.get("metadata") or {}
+                if meta.get("event_type") == METADATA_EVENT_TYPE and \
+                        (meta.get("event_payload") or {}).get("key") == n.key:
+                    if n.event == sync.APPROVAL_REQUESTED and self.mode == "dm":
+                        self.outbox.save_card(n.request_id, n.recipient, channel, str(m["ts"]))
+                    return "found in Slack after an unanswered call"
+            cursor = ((data.get("response_metadata") or {}).get("next_cursor")) or None
+            if not data.get("has_more") or not cursor:
+                break
+        return None
 
     def _send(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
         req = request_from_dict(n.payload["request"])
@@ -134,7 +406,7 @@ class Delivery:
                 req, ctx, secret_url=url, default_hours=self.default_hours,
                 request_url=self.request_url(req.id, req.secret_id) if self.request_url else "")
             if self.mode == "dm":
-                data = self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
+                data = self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
                 try:
                     self.outbox.save_card(req.id, n.recipient, data["channel"], data["ts"])
                 except Exception:   # the card is out: it is sent, though it cannot be edited later
@@ -160,19 +432,19 @@ class Delivery:
                 return "none", "no card to update"
             text, blks = blocks.canceled_notice(req, ctx, secret_url=url)
             if self.mode == "dm":
-                self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
+                self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
                 return "chat.postMessage", None
             channel = self.directory.dm_channel(slack_user)
             self.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)
             return "chat.postEphemeral", None
         if n.event in (sync.APPROVED_NOTICE, sync.DENIED_NOTICE):
             launch = n.event == sync.APPROVED_NOTICE and req.status == "Approved" and \
-                self.launchable(slack_user, req.secret_id)   # issue 4
+                self.launchable(slack_user, req.secret_id)
             text, blks = blocks.outcome_message(req, ctx, secret_url=url, default_hours=self.default_hours,
                                                 launch=launch)
         elif n.event == sync.EXPIRED_NOTICE:
             text, blks = blocks.expired_notice(req, ctx, secret_url=url)
         else:
             raise SlackPermanentError("none", f"unknown event {n.event!r}")
-        self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
+        self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
         return "chat.postMessage", None

@@ -10,7 +10,7 @@ and that proof is recorded; otherwise the e-mail match decides, as for a person 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import sqlite_utils
 
@@ -85,6 +85,29 @@ class Directory:
             self.db.execute("UPDATE slack_links SET email_verified_at = ? WHERE slack_user = ?",
                             [now.isoformat(), slack_user])
         return True
+
+    def known_slack_user(self, ss_user_id: int, now: datetime | None = None) -> str | None:
+        """The Slack user id when it is known without asking Slack (a link, or a fresh cached
+        lookup); None when `slack_user_for` would call users.lookupByEmail or say Unmapped."""
+        now = now or datetime.now(UTC)
+        row = self.db.execute("SELECT slack_user, email_verified_at FROM slack_links WHERE ss_user_id = ?",
+                              [ss_user_id]).fetchone()
+        if row and (row[1] is not None or not self.links_need_proof):
+            return row[0]
+        if row:     # a link still to be proven by e-mail: slack_user_for asks Slack
+            return None
+        person = get_person(self.db, ss_user_id)
+        if not self.match_by_email or person is None or not person.email:
+            return None
+        cached = self.db.execute("SELECT slack_user, looked_up_at FROM slack_directory WHERE email = ?",
+                                 [person.email.strip().lower()]).fetchone()
+        if cached and cached[0] and datetime.fromisoformat(cached[1]) > now - self.cache_ttl:
+            return cached[0]
+        return None
+
+    def knows_dm_channel(self, slack_user: str) -> bool:
+        """True when `dm_channel` needs no conversations.open call."""
+        return self.db.execute("SELECT 1 FROM dm_channels WHERE slack_user = ?", [slack_user]).fetchone() is not None
 
     def dm_channel(self, slack_user: str) -> str:
         """The app DM channel with this person (conversations.open once, then remembered)."""

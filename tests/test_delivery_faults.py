@@ -1,0 +1,192 @@
+"""Delivery under Slack faults: answers lost after Slack accepted a post, slow answers, one
+method hanging while the others flow, pacing that never meets a 429. Stories against the
+Slack stand-in over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from conftest import cycle
+from relay.slack.api import Pacer, make_client
+from waiting import wait_until
+
+
+def new_request(sb, comment="rotate the keys") -> int:
+    return sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, comment=comment, ticket="INC-42")
+
+
+def cards(sb, person: str) -> list[dict]:
+    return [m for m in sb.slack.messages(sb[person].slack_id)
+            if any(b.get("type") == "actions" for b in m.get("blocks") or [])]
+
+
+def later(relay, seconds: float = 10.0) -> None:
+    """Let the delivery's clock run ahead, past the wait before a row in doubt is retried."""
+    start = relay.delivery.clock()
+    relay.delivery.clock = lambda: start + timedelta(seconds=seconds)
+
+
+def test_a_card_accepted_by_slack_whose_answer_was_lost_is_found_not_posted_again(sandbox, make_relay):
+    # Test setup: DM cards; Slack accepts Alice's or Bob's card, then drops the connection.
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm")
+    sandbox.slack.fail("chat.postMessage", reset_after_accept=True, times=1)
+    rid = new_request(sandbox)
+    # Test execution: the poll delivers; the card in doubt is retried after the wait.
+    cycle(relay)
+    (dropped,) = [c for c in sandbox.slack.calls_to("chat.postMessage") if not c.answered]
+    later(relay)
+    while relay.delivery.deliver_due():
+        pass
+    # Validating: each reviewer has exactly one card; the lost one was looked up by its key.
+    for who in ("alice", "bob"):
+        assert len(cards(sandbox, who)) == 1, who
+    (lookup,) = sandbox.slack.calls_to("conversations.history")
+    assert lookup.ok and lookup.args["include_all_metadata"] in (True, "true", "1")
+    assert dropped.args["metadata"]["event_type"] == "ssrelay_notification"
+    rows = relay.db.execute("SELECT recipient, state, last_error FROM outbox ORDER BY recipient").fetchall()
+    assert [r[1] for r in rows] == ["sent", "sent"]
+    assert "found in Slack after an unanswered call" in [r[2] for r in rows]
+    # The card found is the one later rewritten in place: approval closes it, no new message.
+    sandbox.ss.approve(rid, sandbox["alice"].ss_id)
+    cycle(relay)
+    for who in ("alice", "bob"):
+        msgs = sandbox.slack.messages(sandbox[who].slack_id)
+        assert len(msgs) == 1 and msgs[0]["edited"], who
+
+
+def test_a_slow_answer_after_the_client_gave_up_is_found_not_posted_again(sandbox, make_relay):
+    # Test setup: the relay waits 1 s for an answer; Slack posts at once but answers after 2 s.
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm")
+    relay.slack.client = make_client(sandbox.slack.api_url, sandbox.slack.bot_token, timeout=1)
+    sandbox.slack.fail("chat.postMessage", answer_delay=2.0, times=1)
+    new_request(sandbox)
+    cycle(relay)
+    later(relay)
+    while relay.delivery.deliver_due():
+        pass
+    for who in ("alice", "bob"):
+        assert len(cards(sandbox, who)) == 1, who
+    assert relay.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'sent'").fetchone()[0] == 2
+
+
+def test_an_ephemeral_ask_whose_answer_was_lost_is_not_repeated(sandbox, make_relay):
+    # Ephemeral messages cannot be looked up: on a lost answer the ask counts as sent (at most once).
+    relay = make_relay(SLACK_APPROVER_MESSAGES="ephemeral")
+    sandbox.slack.fail("chat.postEphemeral", reset_after_accept=True, times=1)
+    new_request(sandbox)
+    cycle(relay)
+    later(relay)
+    while relay.delivery.deliver_due():
+        pass
+    for who in ("alice", "bob"):
+        assert len(sandbox.slack.ephemerals(sandbox[who].slack_id)) == 1, who
+    assert len(sandbox.slack.calls_to("chat.postEphemeral")) == 2
+    notes = [r[0] for r in relay.db.execute("SELECT last_error FROM outbox WHERE state = 'sent'")]
+    assert any(n and "cannot be looked up" in n for n in notes)
+
+
+def test_the_default_client_waits_longer_than_a_slow_slack_takes(sandbox, make_relay):
+    # A 2-second answer is an answer: one post, recorded as sent, nothing looked up.
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm")
+    sandbox.slack.fail("chat.postMessage", answer_delay=2.0, times=1)
+    new_request(sandbox)
+    cycle(relay)
+    assert len(sandbox.slack.calls_to("chat.postMessage")) == 2
+    assert sandbox.slack.calls_to("conversations.history") == []
+    assert relay.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'sent'").fetchone()[0] == 2
+
+
+def test_a_hanging_method_does_not_hold_up_the_others(sandbox, make_relay):
+    # Test setup: ephemeral asks; the requester's "approved" message (chat.postMessage) hangs.
+    relay = make_relay(SLACK_APPROVER_MESSAGES="ephemeral")
+    stop = threading.Event()
+    worker = threading.Thread(target=relay.delivery.run, args=(stop,), daemon=True)
+    worker.start()
+    release = threading.Event()
+    try:
+        first = new_request(sandbox, "first")
+        relay.poller.poll_once()
+        relay.delivery.wake.set()
+        sandbox.slack.wait_for("chat.postEphemeral", count=2, timeout=10)
+        sandbox.slack.fail("chat.postMessage", hang=release, times=1)
+        sandbox.ss.approve(first, sandbox["alice"].ss_id)
+        relay.poller.poll_once()
+        relay.delivery.wake.set()
+        sandbox.slack.wait_for("chat.postMessage", in_flight=True, timeout=10)
+        # Test execution: a second request while the outcome message hangs.
+        new_request(sandbox, "second")
+        relay.poller.poll_once()
+        relay.delivery.wake.set()
+        # Validating: its asks go out while chat.postMessage is still held.
+        sandbox.slack.wait_for("chat.postEphemeral", count=4, timeout=10)
+        assert not release.is_set() and not sandbox.slack.calls_to("chat.postMessage")[0].done
+    finally:
+        release.set()
+        stop.set()
+        relay.delivery.wake.set()
+        worker.join(10)
+    wait_until(lambda: sandbox.slack.calls_to("chat.postMessage")[0].done, 10, "the held call")
+
+
+class FakeTime:
+    """A clock and a stop event whose wait() moves the clock, `late` seconds past what was asked
+    (a thread that wakes late)."""
+
+    def __init__(self, late: float = 0.0):
+        self.now = 0.0
+        self.late = late
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds + self.late
+        return False
+
+
+def test_pacing_spaces_calls_from_when_each_actually_left():
+    # One call a second, paced at 99%: a call that left late never lets the next one go early.
+    fake = FakeTime(late=0.3)
+    pacer = Pacer({"chat.postMessage": 60}, clock=fake, stop=fake)    # type: ignore[arg-type]
+    left = []
+    for _ in range(4):
+        sent = pacer.wait("chat.postMessage")
+        assert sent is not None
+        left.append(fake.now)
+        fake.now += 0.05                                 # the answer comes 50 ms later
+        pacer.answered("chat.postMessage", sent)
+    gaps = [b - a for a, b in zip(left, left[1:], strict=False)]
+    assert all(g >= 60 / 60 / 0.99 for g in gaps), gaps
+    # Another method is not held up by this one.
+    before = fake.now
+    assert pacer.wait("chat.update") == before
+
+
+def test_a_429_holds_the_method_back_for_retry_after():
+    fake = FakeTime()
+    pacer = Pacer({"chat.postMessage": 60}, clock=fake, stop=fake)    # type: ignore[arg-type]
+    pacer.answered("chat.postMessage", pacer.wait("chat.postMessage") or 0.0)
+    pacer.hold("chat.postMessage", 7.0)
+    pacer.wait("chat.postMessage")
+    assert fake.now == 7.0
+
+
+def test_readiness_names_deliveries_failing_too_long_and_a_notification_owed_too_long(sandbox, make_relay):
+    # Test setup: Slack answers 503 to every ephemeral post.
+    relay = make_relay(SLACK_UNREADY_AFTER_FAILING_SECONDS="300", SLACK_UNREADY_AFTER_PENDING_SECONDS="900")
+    sandbox.slack.fail("chat.postEphemeral", status=503, times=None)
+    new_request(sandbox)
+    cycle(relay)
+    start = relay.delivery.clock()
+    relay.delivery.refresh_health()
+    # Validating: healthy until the limits pass, then the reason is named, from memory only.
+    assert relay.delivery.health_problem(start + timedelta(seconds=299)) is None
+    problem = relay.delivery.health_problem(start + timedelta(seconds=301))
+    assert problem and problem.startswith("Slack deliveries failing for 301s (limit 300s)") and "503" in problem
+    relay.delivery._note_success()          # a delivery went through: only the age of what is owed remains
+    assert relay.delivery.health_problem(start + timedelta(seconds=899)) is None
+    assert "oldest pending notification is 90" in relay.delivery.health_problem(start + timedelta(seconds=905))
+    relay.delivery.clock = lambda: start + timedelta(seconds=905)
+    ok, problems = relay.readiness()
+    assert not ok and any(p.startswith("oldest pending notification") for p in problems)
