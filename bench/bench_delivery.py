@@ -26,8 +26,8 @@ import subprocess
 import sys
 import tempfile
 
-from relay.slack.api import DEFAULT_RATES
 from relay.sandbox import scenario
+from relay.slack.api import DEFAULT_RATES
 
 PACED = ("chat.postMessage", "chat.postEphemeral", "chat.update", "conversations.open", "users.lookupByEmail",
          "conversations.history", "views.publish")

@@ -18,7 +18,7 @@ import json
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from relay.outbox import Outbox
 from relay.store import db as store
@@ -49,7 +49,7 @@ def measure(pending: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         db = store.open_db(f"{d}/scale.db")
         store.migrate(db)
-        now = datetime.now(timezone.utc) + timedelta(seconds=1)
+        now = datetime.now(UTC) + timedelta(seconds=1)
         fill(db, pending, now - timedelta(seconds=1))
         ob = Outbox(db, owner="bench")
         steps = [0]
@@ -77,9 +77,9 @@ def measure(pending: int) -> dict:
             db.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'")
             if len(todo) >= MEASURED:
                 break
-            db.execute("UPDATE outbox SET state = 'sent' WHERE id IN (%s)" % ",".join(str(n.id) for n in got))
+            db.execute(f"UPDATE outbox SET state = 'sent' WHERE id IN ({','.join(str(n.id) for n in got)})")
         todo = todo[:MEASURED]
-        db.execute("UPDATE outbox SET state = 'pending' WHERE id IN (%s)" % ",".join(str(n.id) for n in todo))
+        db.execute(f"UPDATE outbox SET state = 'pending' WHERE id IN ({','.join(str(n.id) for n in todo)})")
         steps[0] = 0
         each = []
         for n in todo:

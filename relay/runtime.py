@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -119,7 +119,7 @@ class Relay:
     def prune(self) -> None:
         """Delete what retention no longer keeps (hourly)."""
         try:
-            retention.prune(self.db, now=datetime.now(timezone.utc), days=self.cfg.storage.retention_days)
+            retention.prune(self.db, now=datetime.now(UTC), days=self.cfg.storage.retention_days)
         except Exception:
             log.exception("old records not pruned")
 

@@ -4,12 +4,14 @@ Slack stand-in over real HTTP."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import timedelta
 
 from conftest import cycle
-from relay.slack.api import Pacer, make_client
 from waiting import wait_until
+
+from relay.slack.api import Pacer, make_client
 
 
 def new_request(sb, comment="rotate the keys") -> int:
@@ -156,7 +158,7 @@ def test_pacing_spaces_calls_from_when_each_actually_left():
         left.append(fake.now)
         fake.now += 0.05                                 # the answer comes 50 ms later
         pacer.answered("chat.postMessage", sent)
-    gaps = [b - a for a, b in zip(left, left[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(left)]
     assert all(g >= 60 / 60 / 0.99 for g in gaps), gaps
     # Another method is not held up by this one.
     before = fake.now

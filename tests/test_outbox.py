@@ -3,7 +3,7 @@ backoff, give-up, record_sent, the idempotency key, supersede, recovery, pruning
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -12,7 +12,7 @@ from relay import retention
 from relay.outbox import MAX_ATTEMPTS, Outbox, backoff
 from relay.store import db as store
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 COLUMNS = "id, request_id, event, recipient, state, attempts, next_attempt_at, last_error, uncertain_since"
 
 
@@ -165,7 +165,7 @@ def test_prune_deletes_old_finished_rows_settled_requests_and_expired_signins(db
         db.execute("INSERT INTO signin_states (state_hash, slack_team, slack_user, created_at, expires_at) "
                    "VALUES (?, 'T', 'U', ?, ?)", [h, exp.isoformat(), exp.isoformat()])
     with freeze_time(T0):
-        counts = retention.prune(db, now=datetime.now(timezone.utc), days=30, batch=1)
+        counts = retention.prune(db, now=datetime.now(UTC), days=30, batch=1)
     assert counts == {"outbox": 2, "requests": 1, "cards": 1, "signin_states": 1}
     assert [tuple(r) for r in db.execute("SELECT request_id, state FROM outbox ORDER BY id")] == \
         [(2, "sent"), (4, "dead"), (5, "pending")]

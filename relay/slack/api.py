@@ -5,17 +5,23 @@ import time), paces each method at its tier rate, and turns Slack's answers into
 from __future__ import annotations
 
 import logging
-from collections import deque
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from http.client import HTTPException
-from typing import Any, Callable
+from typing import Any
 from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from ..errors import SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited, SlackUnavailable
+from ..errors import (
+    SlackOutcomeUnknown,
+    SlackPermanentError,
+    SlackRateLimited,
+    SlackUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
