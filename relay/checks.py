@@ -1,19 +1,24 @@
 """`ssrelay check`: each check returns one line, and on failure what to do about it.
 Every sentence a new operator reads lives here.
 
-The checks, in order: config; Secret Server TLS; Secret Server reachable; relay account
-login; relay account can list access requests; Slack bot token (`auth.test`); the scopes
+The checks, in order: config; public URL (a warning when browsers would send passwords over
+plain HTTP); Secret Server TLS; Secret Server reachable; relay account login; relay account
+can list access requests; Secret Server time zone; Slack bot token (`auth.test`); the scopes
 that token really has (`x-oauth-scopes` of `auth.test`) against those the relay needs;
 Socket Mode connection (socket mode only); encryption key; database.
+
+A line is `ok`, `WARN` (works, but an operator should look), `skip` (could not run because
+an earlier check failed; that one says why) or `FAIL` (with `->` and what to do).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 from .config import Config
@@ -30,9 +35,10 @@ class Check:
     detail: str
     fix: str = ""
     warn: bool = False          # passes, but the operator should look (printed as "WARN")
+    skipped: bool = False       # not run: an earlier check failed (printed as "skip")
 
     def line(self) -> str:
-        mark = ("WARN" if self.warn else "ok  ") if self.ok else "FAIL"
+        mark = "FAIL" if not self.ok else "skip" if self.skipped else "WARN" if self.warn else "ok  "
         text = f"{mark} {self.name}: {self.detail}"
         if (not self.ok or self.warn) and self.fix:
             text += f" -> {self.fix}"
@@ -43,11 +49,18 @@ class Check:
 FIX_CONFIG = "fix that key in the config file or its SSRELAY_* variable"
 FIX_TLS = ("give the CA bundle that signed Secret Server's certificate as secret_server.verify_tls = "
            "\"/path/ca.pem\" (or fix the certificate: it must name the host in secret_server.base_url)")
-FIX_REACH = "check secret_server.base_url and that this host can reach it (TLS: secret_server.verify_tls)"
+FIX_REACH = ("check secret_server.base_url and that this host can reach it: DNS, firewall, proxy "
+             "(HTTPS_PROXY / NO_PROXY); TLS: secret_server.verify_tls")
 FIX_LOGIN = "check secret_server.username / password / domain; the account must be allowed to use the API"
 FIX_LIST = ("give the account a role that may view access requests and add it to the approver "
             "groups it should watch")
 FIX_BOT_TOKEN = "copy the Bot User OAuth Token (xoxb-...) into SSRELAY_SLACK_BOT_TOKEN"
+FIX_SLACK_NETWORK = ("check that this host reaches slack.api_url over HTTPS (outbound port 443: DNS, "
+                     "firewall, proxy via HTTPS_PROXY / NO_PROXY); the token was not tried")
+FIX_SOCKET_NETWORK = ("allow outbound HTTPS and WebSocket (wss://) traffic to Slack from this host "
+                      "(firewall, proxy via HTTPS_PROXY / NO_PROXY)")
+FIX_PUBLIC_URL = ("serve the relay behind an HTTPS reverse proxy (README: Reverse proxy) and set "
+                  "http.public_url to its https:// address")
 FIX_SCOPES = ("paste the output of `ssrelay manifest` into the app's manifest (api.slack.com/apps -> "
               "your app -> App Manifest), reinstall the app, and copy the new bot token")
 FIX_SOCKET = (f"create an App-Level Token with {APP_TOKEN_SCOPE} (Basic Information -> App-Level Tokens), "
@@ -59,33 +72,53 @@ FIX_ZONE = ("set secret_server.timezone to the IANA zone of the Secret Server ho
             "look like {hint}), e.g. \"Europe/Berlin\"")
 
 
-def config_failed(exc: ConfigError) -> Check:
-    return Check("config", False, str(exc), FIX_CONFIG)
+def config_failed(exc: ConfigError) -> list[Check]:
+    """One FAIL line per missing or malformed key, so one run names them all."""
+    return [Check("config", False, problem.detail, FIX_CONFIG) for problem in exc.problems]
+
+
+def config_loaded(cfg: Config) -> list[Check]:
+    source = f"loaded from {cfg.source}" if cfg.source else "from environment (no config file)"
+    return [Check("config", True, source)] + [Check("config", True, w, warn=True) for w in cfg.warnings]
+
+
+def skipped(name: str, why: str) -> Check:
+    return Check(name, True, f"skipped ({why})", skipped=True)
 
 
 def run_checks(cfg: Config) -> list[Check]:
-    from .runtime import build_ss_client
-    from .slack.api import make_client
+    return config_loaded(cfg) + [public_url_check(cfg)] + secret_server_checks(cfg) + slack_checks(cfg) \
+        + [encryption_key_check(cfg), _guard("database", lambda: _database(cfg.storage.path), FIX_DB)]
 
-    out = [Check("config", True, f"loaded from {cfg.source}" if cfg.source else "loaded from the environment")]
+
+def secret_server_checks(cfg: Config) -> list[Check]:
+    from .runtime import build_ss_client
     ss = build_ss_client(cfg, retry_seconds=3.0)   # an operator is waiting: fail fast
+    try:
+        return _secret_server_checks(cfg, ss)
+    finally:
+        ss.close()
+
+
+def _secret_server_checks(cfg: Config, ss) -> list[Check]:
     tls = tls_check(cfg)
-    out.append(tls)
     if not tls.ok:
-        reach = Check("secret server reachable", False, "skipped: the TLS connection was not trusted", FIX_TLS)
+        reach = skipped("secret server reachable", "TLS connection not trusted")
     else:
         reach = _guard("secret server reachable", lambda: _health(ss, cfg.secret_server.base_url), FIX_REACH)
-    out.append(reach)
-    if reach.ok:
-        login = _guard("relay account login", lambda: _login(ss), FIX_LOGIN)
-    else:
-        login = Check("relay account login", False, "skipped: Secret Server is not reachable")
-    out.append(login)
-    if login.ok:
-        out.append(_guard("relay account can list access requests",
-                          lambda: f"sees {len(ss.list_pending())} pending request(s)", FIX_LIST))
-        out.append(timezone_check(ss, cfg.secret_server.timezone))
-    ss.close()
+    out = [tls, reach]
+    after_login = ["relay account can list access requests", "secret server time zone"]
+    if not reach.ok or reach.skipped:
+        return out + [skipped(name, "SS unreachable") for name in ["relay account login", *after_login]]
+    login = _guard("relay account login", lambda: _login(ss), FIX_LOGIN)
+    if not login.ok:
+        return out + [login] + [skipped(name, "relay account login failed") for name in after_login]
+    return out + [login, _guard(after_login[0], lambda: f"sees {len(ss.list_pending())} pending request(s)",
+                                FIX_LIST), timezone_check(ss, cfg.secret_server.timezone)]
+
+
+def slack_checks(cfg: Config) -> list[Check]:
+    from .slack.api import make_client
     client = make_client(cfg.slack.api_url, cfg.slack.bot_token.value)
     granted: list[set[str]] = []
 
@@ -93,15 +126,41 @@ def run_checks(cfg: Config) -> list[Check]:
         data, scopes = _auth_test(client)
         granted.append(scopes)
         return f"bot {data.get('user', '?')} in workspace {data.get('team', '?')}"
-    bot = _guard("slack bot token", auth_test, FIX_BOT_TOKEN)
-    out.append(bot)
+    bot = _guard("slack bot token", auth_test, FIX_BOT_TOKEN, network_fix=FIX_SLACK_NETWORK)
+    out = [bot]
     if bot.ok:
         out.append(scopes_check(granted[0]))
+    else:
+        out.append(skipped("slack scopes", "Slack unreachable" if bot.fix == FIX_SLACK_NETWORK
+                           else "the bot token was refused"))
     if cfg.slack.mode == "socket":
-        out.append(_guard("slack socket mode", lambda: _socket_mode(cfg), FIX_SOCKET))
-    out.append(encryption_key_check(cfg))
-    out.append(_guard("database", lambda: _database(cfg.storage.path), FIX_DB))
+        out.append(_guard("slack socket mode", lambda: _socket_mode(cfg), FIX_SOCKET,
+                          network_fix=FIX_SOCKET_NETWORK))
     return out
+
+
+# ---------------------------------------------------------------------- public URL
+def public_url_check(cfg: Config) -> Check:
+    """The sign-in page at http.public_url takes Secret Server passwords: over plain HTTP they
+    would cross the network readable. Loopback (a trial on this machine) is fine."""
+    url = cfg.http.public_url
+    parsed = urlparse(url)
+    name = "public URL"
+    if parsed.scheme == "https":
+        return Check(name, True, f"{url} (HTTPS)")
+    if _is_loopback(parsed.hostname or ""):
+        return Check(name, True, f"{url} is plain HTTP on loopback: fine on this machine only")
+    return Check(name, True, f"{url} is plain HTTP: the sign-in page there asks for Secret Server passwords, "
+                             "which would cross the network unencrypted", FIX_PUBLIC_URL, warn=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------- Secret Server
@@ -124,7 +183,7 @@ def tls_check(cfg: Config) -> Check:
                                   f"({_ssl_reason(exc)})", FIX_TLS)
     except requests.RequestException:
         # not a TLS problem: the reachability check says what it is
-        return Check(name, True, "not checked: no connection (see the next line)")
+        return skipped(name, "SS unreachable")
     how = "the system CA store" if verify is True else f"the CA bundle {verify}"
     return Check(name, True, f"certificate valid (verified with {how})")
 
@@ -225,8 +284,13 @@ def _auth_test(client) -> tuple[dict, set[str]]:
     try:
         resp = client.api_call("auth.test")
     except SlackApiError as exc:
+        # Slack's own refusal (`invalid_auth`...) is about the token; an HTTP error without
+        # Slack's JSON is the network's (a proxy, an outage)
         error = exc.response.get("error", "") if isinstance(exc.response.data, dict) else ""
-        raise SlackUnavailable("auth.test", error or f"HTTP {exc.response.status_code}") from None
+        if error:
+            raise SlackPermanentError("auth.test", error) from None
+        raise SlackUnavailable("auth.test", f"answered HTTP {exc.response.status_code} without Slack's JSON") \
+            from None
     except (SlackClientError, OSError) as exc:
         raise SlackUnavailable("auth.test", f"not reachable ({type(exc).__name__})") from None
     header = ""
@@ -266,11 +330,12 @@ def _socket_mode(cfg: Config) -> str:
     try:
         ws = websocket.create_connection(url, timeout=10)
     except (OSError, websocket.WebSocketException) as exc:
-        raise RuntimeError(f"apps.connections.open answered, but its WebSocket did not open ({type(exc).__name__})")
+        raise SlackUnavailable("apps.connections.open", "answered, but its WebSocket did not open "
+                               f"({type(exc).__name__})") from None
     try:
         first = json.loads(ws.recv() or "{}")
     except (OSError, ValueError, websocket.WebSocketException) as exc:
-        raise RuntimeError(f"the Socket Mode WebSocket opened but sent no hello ({type(exc).__name__})")
+        raise RuntimeError(f"the Socket Mode WebSocket opened but sent no hello ({type(exc).__name__})") from None
     finally:
         ws.close()
     if first.get("type") != "hello":
@@ -302,7 +367,9 @@ def _database(path: str) -> str:
     return f"{path} is writable and migrated"
 
 
-def _guard(name: str, fn: Callable[[], str], fix: str) -> Check:
+def _guard(name: str, fn: Callable[[], str], fix: str, *, network_fix: str = FIX_REACH) -> Check:
+    """Run one check; a failure becomes its line. A network failure gets network advice
+    (`network_fix`), never the advice for a wrong credential."""
     try:
         return Check(name, True, fn() or "ok")
     except AuthenticationFailed as exc:
@@ -310,7 +377,9 @@ def _guard(name: str, fn: Callable[[], str], fix: str) -> Check:
     except AccessDenied as exc:
         return Check(name, False, f"access denied ({exc})", fix)
     except SecretServerUnavailable as exc:
-        return Check(name, False, f"unreachable ({exc})", fix)
+        return Check(name, False, f"unreachable ({exc})", FIX_REACH)
+    except SlackUnavailable as exc:
+        return Check(name, False, f"Slack {exc.error}", network_fix)
     except SecretServerBadResponse as exc:
         return Check(name, False, f"answered with something that is not its API ({exc})",
                      "secret_server.base_url must point at the Secret Server root, e.g. https://host/SecretServer")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -12,6 +13,8 @@ from datetime import datetime, timezone
 
 from . import config as config_mod
 from .errors import ConfigError
+
+log = logging.getLogger("relay.cli")
 
 
 def _load(args) -> config_mod.Config:
@@ -28,15 +31,26 @@ def _private_files() -> None:
 
 
 def cmd_run(args) -> int:
+    from . import listen
     from .runtime import Relay
     _private_files()
     cfg = _load(args)
-    relay = Relay(cfg).start()
+    # The port first: a relay that cannot serve HTTP must stop before it migrates, polls or
+    # writes anything (a second `ssrelay run` would otherwise poll and queue notifications).
+    try:
+        sock = listen.bind(cfg.http.host, cfg.http.port)
+    except listen.PortUnavailable as exc:
+        print(f"ssrelay: {exc}", file=sys.stderr)
+        return 1
+    try:
+        relay = Relay(cfg).start(listening=sock)
+    except BaseException:
+        sock.close()
+        raise
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    import logging
-    logging.getLogger("relay.cli").info(
+    log.info(
         f"ssrelay running: polling {cfg.secret_server.base_url} every {cfg.poll.interval_seconds:g}s, "
         f"http on {cfg.http.host}:{relay.port}",
         extra={"http_host": cfg.http.host, "http_port": relay.port, "mode": cfg.slack.mode})
@@ -57,27 +71,20 @@ def cmd_migrate(args) -> int:
 
 def _storage_path(args) -> str:
     """The database path, even when the rest of the config is not written yet."""
-    import os
-    import tomllib
-    from pathlib import Path
-    env = os.environ.get("SSRELAY_STORAGE_PATH")
-    if env:
-        return env
-    file = config_mod.default_path(args.config)
-    if Path(file).is_file():
-        try:
-            return tomllib.loads(Path(file).read_text()).get("storage", {}).get("path", "ssrelay.db")
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(file, f"valid TOML ({exc})") from None
-    return "ssrelay.db"
+    return str(config_mod.read_keys([("storage", "path")], args.config)[("storage", "path")])
 
 
 def cmd_check(args) -> int:
+    from . import logs
     from .checks import config_failed, run_checks
+    # Its lines say everything; the relay's own log records (retries, warnings) stay out of
+    # the human output.
+    logs.silence()
     try:
         cfg = _load(args)
     except ConfigError as exc:
-        print(config_failed(exc).line())
+        for line in config_failed(exc):
+            print(line.line())
         return 1
     results = run_checks(cfg)
     for c in results:
@@ -87,12 +94,13 @@ def cmd_check(args) -> int:
 
 def cmd_status(args) -> int:
     from .outbox import Outbox
-    from .store import db as store
+    from .store.existing import DatabaseNotReady, open_existing
     from .store.snapshot import get_state
     path = _storage_path(args)
-    db = store.open_db(path)
-    if store.pending(db):
-        print(f"database {path} is not migrated: run `ssrelay migrate`")
+    try:
+        db = open_existing(path)       # read-only: never creates the file
+    except DatabaseNotReady as exc:
+        print(f"ssrelay: {exc}", file=sys.stderr)
         return 1
     ob = Outbox(db)
     pending = db.execute("SELECT COUNT(*) FROM access_requests WHERE status = 'Pending' AND gone = 0").fetchone()[0]
@@ -166,8 +174,14 @@ def cmd_manifest(args) -> int:
 
 def cmd_backup(args) -> int:
     from .store import db as store
+    from .store.existing import DatabaseNotReady, open_existing
     _private_files()
     path = _storage_path(args)
+    try:
+        open_existing(path).conn.close()      # a backup of nothing would look like a backup
+    except DatabaseNotReady as exc:
+        print(f"ssrelay: refusing to back up: {exc}", file=sys.stderr)
+        return 1
     copied = store.backup(path, args.path)
     print(f"backed up {path} to {args.path} ({copied} pages)")
     return 0
@@ -187,8 +201,32 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+# One line per command: `ssrelay --help` lists them, `ssrelay COMMAND --help` repeats its own.
+COMMANDS = {
+    "run": "poll, deliver and serve HTTP (one process)",
+    "migrate": "create or upgrade the database",
+    "check": "verify config, Secret Server and Slack; exit 1 on any failure",
+    "status": "pending requests, outbox, dead letters, unmapped people, last poll (read-only)",
+    "manifest": "print the Slack app manifest (YAML) for the configured mode",
+    "backup": "copy the database to PATH while the relay runs (SQLite online backup)",
+    "keygen": "print a new encryption key for storage.encryption_key",
+    "demo": "run the relay against loopback stand-ins and print what Slack receives",
+}
+
+
+def version() -> str:
+    """The installed package's version (its metadata, from pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+    try:
+        return installed("ssrelay")
+    except PackageNotFoundError:    # running from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssrelay", description="Relay Secret Server access requests into Slack.")
+    p.add_argument("--version", action="version", version=f"ssrelay {version()}")
     p.add_argument("--config", help="config file (default: $SSRELAY_CONFIG or ./ssrelay.toml)")
     p.add_argument("--log-format", choices=("json", "text"), default="json", help="log line format")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
@@ -199,21 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log-format", choices=("json", "text"), default=argparse.SUPPRESS)
     common.add_argument("--log-level", default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", parents=[common], help="poll, deliver and serve HTTP (one process)").set_defaults(fn=cmd_run)
-    sub.add_parser("migrate", parents=[common], help="create or upgrade the database").set_defaults(fn=cmd_migrate)
-    sub.add_parser("check", parents=[common], help="verify config, Secret Server and Slack; exit 1 on any failure").set_defaults(fn=cmd_check)
-    st = sub.add_parser("status", parents=[common], help="pending requests, outbox, dead letters, unmapped people, last poll")
-    st.add_argument("--json", action="store_true", help="machine-readable output")
-    st.set_defaults(fn=cmd_status)
-    m = sub.add_parser("manifest", parents=[common], help="print the Slack app manifest (YAML) for the configured mode")
+
+    def command(name: str, fn) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, parents=[common], help=COMMANDS[name], description=COMMANDS[name])
+        c.set_defaults(fn=fn)
+        return c
+
+    command("run", cmd_run)
+    command("migrate", cmd_migrate)
+    command("check", cmd_check)
+    command("status", cmd_status).add_argument("--json", action="store_true", help="machine-readable output")
+    m = command("manifest", cmd_manifest)
     m.add_argument("--mode", choices=("http", "socket"), help="override slack.mode")
     m.add_argument("--public-url", help="override http.public_url")
-    m.set_defaults(fn=cmd_manifest)
-    b = sub.add_parser("backup", parents=[common], help="copy the database to PATH while the relay runs (SQLite online backup)")
-    b.add_argument("path", metavar="PATH", help="the copy to write (must not exist)")
-    b.set_defaults(fn=cmd_backup)
-    sub.add_parser("keygen", parents=[common], help="print a new encryption key for storage.encryption_key").set_defaults(fn=cmd_keygen)
-    d = sub.add_parser("demo", parents=[common], help="run the relay against loopback stand-ins and print what Slack receives")
+    command("backup", cmd_backup).add_argument("path", metavar="PATH", help="the copy to write (must not exist)")
+    command("keygen", cmd_keygen)
+    d = command("demo", cmd_demo)
     d.add_argument("--seconds", type=float, default=60.0, help="give up after this long")
     d.add_argument("--preview", action="store_true",
                    help="serve a local web page showing each sandbox person's Slack, with working buttons")
@@ -221,18 +260,30 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--flavour", choices=("password", "platform"), default="password",
                    help="run the Secret Server stand-in as on-premises/SS Cloud (password) or behind a "
                         "Delinea Platform tenant (platform)")
-    d.set_defaults(fn=cmd_demo)
     return p
+
+
+def _warn_unknown_environment(command: str) -> None:
+    """A mistyped SSRELAY_* variable is ignored; say so (`check` prints it as a line)."""
+    if command in ("check", "demo", "keygen"):
+        return
+    for line in config_mod.unknown_environment(os.environ):
+        if command == "run":          # its stderr is the JSON log
+            log.warning(f"config: {line}")
+        else:
+            print(f"ssrelay: warning: config: {line}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     from . import logs
     args = build_parser().parse_args(argv)
     logs.setup(args.log_format, args.log_level.upper())
+    _warn_unknown_environment(args.command)
     try:
-        return args.fn(args)
+        return int(args.fn(args))
     except ConfigError as exc:
-        print(f"ssrelay: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"ssrelay: {problem}", file=sys.stderr)
         return 2
     except (FileExistsError, FileNotFoundError) as exc:   # backup: an operator's path mistake
         print(f"ssrelay: {exc}", file=sys.stderr)

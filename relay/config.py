@@ -1,20 +1,26 @@
 """Configuration: TOML file, then `SSRELAY_<SECTION>_<KEY>` environment overrides, then
-`<key>_file` for secrets. Validation stops start-up with one line naming the key.
+`<key>_file` for secrets. Validation stops start-up with one line per bad key.
 
-Every key is declared once in `SCHEMA`; `config.example.toml` documents each of them and a
-test keeps the two in step.
+`load` runs three steps: `parse` (the TOML file, refusing unknown sections and keys),
+`merge_environment` (environment variables over the file, secrets from their files), and
+`validate` (each value checked, every problem collected, typed sections built).
+
+Every key is declared once in `SCHEMA` and once as a field of its section's frozen dataclass
+(a test keeps the two in step); `config.example.toml` documents each of them.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlparse
 
-from .errors import ConfigError
+from .errors import ConfigError, ConfigProblems
 
 SECRET_KEYS = {
     ("secret_server", "password"),
@@ -91,8 +97,10 @@ def _bool(v: Any) -> bool:
     raise ValueError("true or false")
 
 
-def _number(lo: float, hi: float, kind: type = float) -> Callable[[Any], Any]:
-    def check(v: Any):
+def _number(lo: float, hi: float, kind: type[int] | type[float] = float) -> Callable[[Any], float]:
+    expected = f"{'an integer' if kind is int else 'a number'} from {lo:g} to {hi:g}"
+
+    def check(v: Any) -> float:
         try:
             if isinstance(v, bool):
                 raise ValueError
@@ -100,9 +108,9 @@ def _number(lo: float, hi: float, kind: type = float) -> Callable[[Any], Any]:
             if kind is int and isinstance(v, float) and v != int(v):
                 raise ValueError
         except (TypeError, ValueError):
-            raise ValueError(f"{'an integer' if kind is int else 'a number'} from {lo:g} to {hi:g}")
+            raise ValueError(expected) from None
         if not lo <= n <= hi:
-            raise ValueError(f"{'an integer' if kind is int else 'a number'} from {lo:g} to {hi:g}")
+            raise ValueError(expected)
         return n
     return check
 
@@ -111,7 +119,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         if v not in options:
             raise ValueError("one of " + ", ".join(f'"{o}"' for o in options))
-        return v
+        return str(v)
     return check
 
 
@@ -130,8 +138,8 @@ def _tz(v: Any) -> str:
     try:
         ZoneInfo(_str(v))
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError('an IANA time zone name such as "UTC" or "Europe/Berlin"')
-    return v
+        raise ValueError('an IANA time zone name such as "UTC" or "Europe/Berlin"') from None
+    return str(v)
 
 
 def _rate_table(v: Any) -> dict[str, float]:
@@ -140,7 +148,7 @@ def _rate_table(v: Any) -> dict[str, float]:
         try:
             v = json.loads(v)
         except ValueError:
-            raise ValueError('a table of Slack method = calls per minute, e.g. {"chat.postMessage" = 60}')
+            raise ValueError('a table of Slack method = calls per minute, e.g. {"chat.postMessage" = 60}') from None
     if not isinstance(v, dict) or not all(
             isinstance(k, str) and isinstance(n, (int, float)) and not isinstance(n, bool) and n > 0
             for k, n in v.items()):
@@ -157,7 +165,7 @@ def _fernet_key(v: Any) -> str:
         if len(base64.urlsafe_b64decode(s.encode())) != 32:
             raise ValueError
     except (ValueError, TypeError):
-        raise ValueError("a Fernet key (run `ssrelay keygen` to make one)")
+        raise ValueError("a Fernet key (run `ssrelay keygen` to make one)") from None
     return s
 
 
@@ -200,29 +208,99 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
 }
 
 
-class Section:
-    """Attribute access to one validated section; repr masks secrets."""
-
-    def __init__(self, name: str, values: dict[str, Any]):
-        self._name = name
-        self.__dict__.update(values)
-
-    def __repr__(self) -> str:
-        items = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if not k.startswith("_"))
-        return f"{self._name}({items})"
+ENV_PREFIX = "SSRELAY_"
+# Environment variables that are not settings but are read by ssrelay itself.
+OTHER_VARIABLES = {"SSRELAY_CONFIG"}
+FILE_HINT = "a readable TOML file (--config, $SSRELAY_CONFIG or ./ssrelay.toml)"
 
 
-@dataclass
+# ---------------------------------------------------------------------- typed sections
+@dataclass(frozen=True)
+class SecretServerSection:
+    base_url: str
+    username: str
+    password: Secret
+    domain: str
+    verify_tls: bool | str
+    timeout_seconds: float
+    timezone: str
+    auth: str
+    secret_url: str
+    request_url: str
+
+
+@dataclass(frozen=True)
+class SlackSection:
+    mode: str
+    api_url: str
+    approver_messages: str
+    bot_token: Secret
+    signing_secret: Secret
+    app_token: Secret
+    rate_limits: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class PollSection:
+    interval_seconds: float
+    catch_up_hours: float
+
+
+@dataclass(frozen=True)
+class UsersSection:
+    match_by_email: bool
+    email_cache_hours: float
+
+
+@dataclass(frozen=True)
+class ApprovalsSection:
+    default_duration_hours: float
+    notify_expiry: bool
+    ask_reason: bool
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    host: str
+    port: int
+    public_url: str
+
+
+@dataclass(frozen=True)
+class StorageSection:
+    path: str
+    encryption_key: Secret
+
+
+@dataclass(frozen=True)
+class NudgeSection:
+    token: Secret
+
+
+SECTIONS: dict[str, type] = {
+    "secret_server": SecretServerSection,
+    "slack": SlackSection,
+    "poll": PollSection,
+    "users": UsersSection,
+    "approvals": ApprovalsSection,
+    "http": HttpSection,
+    "storage": StorageSection,
+    "nudge": NudgeSection,
+}
+
+
+@dataclass(frozen=True)
 class Config:
-    secret_server: Section
-    slack: Section
-    poll: Section
-    users: Section
-    approvals: Section
-    http: Section
-    storage: Section
-    nudge: Section
-    source: str = ""
+    secret_server: SecretServerSection
+    slack: SlackSection
+    poll: PollSection
+    users: UsersSection
+    approvals: ApprovalsSection
+    http: HttpSection
+    storage: StorageSection
+    nudge: NudgeSection
+    source: str = ""                  # the TOML file read; "" when the environment was the only source
+    warnings: tuple[str, ...] = ()    # settings that were ignored (unknown SSRELAY_* variables)
 
     def secret_url(self, secret_id: int) -> str:
         return self.secret_server.secret_url.format(base_url=self.secret_server.base_url, id=secret_id)
@@ -234,101 +312,191 @@ class Config:
                                                      id=request_id, secret_id=secret_id)
 
 
-def default_path(explicit: str | None = None, environ: dict[str, str] | None = None) -> str:
+def section_keys(section: str) -> list[str]:
+    """The keys of one section, in the order of its dataclass."""
+    return [f.name for f in fields(SECTIONS[section])]
+
+
+# ---------------------------------------------------------------------- names and suggestions
+def env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def known_variables() -> set[str]:
+    names = {env_name(s, k) for s, k in SCHEMA} | OTHER_VARIABLES
+    return names | {env_name(s, k) + "_FILE" for s, k in SECRET_KEYS}
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def unknown_key(name: str, candidates: Iterable[str]) -> str:
+    """The one wording for a setting nobody reads, in the file or the environment."""
+    return "unknown setting" + (_did_you_mean(name, candidates) or " (config.example.toml lists every one)")
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """One line per `SSRELAY_*` variable that is not a setting: a typo would otherwise be
+    silently ignored while the default applies."""
+    known = known_variables()
+    return [f"{name}: {unknown_key(name, known)} (ignored)"
+            for name in sorted(environ) if name.startswith(ENV_PREFIX) and name not in known]
+
+
+# ---------------------------------------------------------------------- step 1: parse
+def default_path(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     return explicit or env.get("SSRELAY_CONFIG") or "ssrelay.toml"
 
 
+def read_file(file: str, *, required: bool) -> tuple[str, dict[str, Any]]:
+    """(source, tables) of the TOML file; ("", {}) when it is absent and not required."""
+    if not Path(file).is_file():
+        if required:
+            raise ConfigError(file, FILE_HINT)
+        return "", {}
+    try:
+        return file, tomllib.loads(Path(file).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, f"valid TOML ({exc})") from None
+
+
+def _known_in_file(section: str, key: str) -> bool:
+    if (section, key) in SCHEMA:
+        return True
+    return key.endswith("_file") and (section, key[:-5]) in SECRET_KEYS
+
+
+def structure_problems(raw: Mapping[str, Any]) -> list[ConfigError]:
+    """Unknown sections and keys of a parsed file, each with the closest known name."""
+    problems: list[ConfigError] = []
+    file_keys = [f"{s}.{k}" for s, k in SCHEMA] + [f"{s}.{k}_file" for s, k in SECRET_KEYS]
+    for section, body in raw.items():
+        if section not in SECTIONS:
+            problems.append(ConfigError(f"[{section}]", unknown_key(section, SECTIONS)))
+        elif not isinstance(body, dict):
+            problems.append(ConfigError(section, "a table"))
+        else:
+            problems += [ConfigError(f"{section}.{k}", unknown_key(f"{section}.{k}", file_keys))
+                         for k in body if not _known_in_file(section, k)]
+    return problems
+
+
+def parse(path: str | None, environ: Mapping[str, str], *, require_file: bool = False,
+          use_file: bool = True) -> tuple[str, dict[str, Any]]:
+    """Step 1: the file's tables, structure-checked. (source, tables)."""
+    if not use_file:
+        return "", {}
+    source, raw = read_file(default_path(path, environ), required=require_file or bool(path))
+    _raise(structure_problems(raw))
+    return source, raw
+
+
+# ---------------------------------------------------------------------- step 2: environment
+def _secret_from_file(section: str, key: str, raw: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    fpath = environ.get(env_name(section, key) + "_FILE") or raw.get(section, {}).get(key + "_file")
+    if not fpath:
+        return None
+    try:
+        return Path(fpath).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{section}.{key}_file", f"a readable file ({exc.strerror})", fpath) from None
+
+
+def merge_environment(raw: Mapping[str, Any], environ: Mapping[str, str]) -> dict[tuple[str, str], Any]:
+    """Step 2: each key's raw value: the environment over the file, a secret's `_file` when
+    the secret itself is not given. None where nothing was given."""
+    merged: dict[tuple[str, str], Any] = {}
+    problems: list[ConfigError] = []
+    for s, k in SCHEMA:
+        value = environ.get(env_name(s, k), raw.get(s, {}).get(k))
+        if (s, k) in SECRET_KEYS and value in (None, ""):
+            try:
+                value = _secret_from_file(s, k, raw, environ)
+            except ConfigError as exc:
+                problems.append(exc)
+        merged[(s, k)] = value
+    _raise(problems)
+    return merged
+
+
+# ---------------------------------------------------------------------- step 3: validate
+def _checked(section: str, key: str, value: Any) -> Any:
+    """One key's value, validated and typed (defaults applied); ConfigError when bad."""
+    default, check = SCHEMA[(section, key)]
+    secret = (section, key) in SECRET_KEYS
+    if value is None or (value == "" and default is None):
+        if default is None:
+            raise ConfigError(f"{section}.{key}", f"is required (or {env_name(section, key)})")
+        value = default
+    try:
+        checked = check(value)
+    except ValueError as exc:
+        raise ConfigError(f"{section}.{key}", f"expected {exc}", None if secret else value) from None
+    return Secret(checked) if secret else checked
+
+
+def _mode_problems(slack: Mapping[str, Any]) -> list[ConfigError]:
+    """The Slack credential each mode needs (checked once the mode itself is valid)."""
+    needs = {"http": ("signing_secret", "SSRELAY_SLACK_SIGNING_SECRET"),
+             "socket": ("app_token", "SSRELAY_SLACK_APP_TOKEN")}
+    mode = slack.get("mode")
+    if mode not in needs:
+        return []
+    key, variable = needs[mode]
+    if key in slack and not slack[key]:
+        return [ConfigError(f"slack.{key}", f'is required when slack.mode = "{mode}" (or {variable})')]
+    return []
+
+
+def validate(merged: Mapping[tuple[str, str], Any], *, source: str = "",
+             warnings: Iterable[str] = ()) -> Config:
+    """Step 3: every key checked; all problems raised together (ConfigProblems), so an
+    operator sees every missing or malformed key in one run."""
+    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    problems: list[ConfigError] = []
+    for (s, k), value in merged.items():
+        try:
+            values[s][k] = _checked(s, k, value)
+        except ConfigError as exc:
+            problems.append(exc)
+    problems += _mode_problems(values["slack"])
+    _raise(problems)
+    sections = {s: cls(**values[s]) for s, cls in SECTIONS.items()}
+    return Config(**sections, source=source, warnings=tuple(warnings))
+
+
+def _raise(problems: list[ConfigError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigProblems(problems)
+
+
+def load(path: str | None = None, environ: Mapping[str, str] | None = None, *,
+         require_file: bool = False, use_file: bool = True) -> Config:
+    """Load and validate. Raises ConfigError naming the bad key (ConfigProblems when several
+    are bad). `use_file=False` reads only `environ` (the sandbox and tests)."""
+    env = dict(os.environ if environ is None else environ)
+    source, raw = parse(path, env, require_file=require_file, use_file=use_file)
+    merged = merge_environment(raw, env)
+    return validate(merged, source=source, warnings=unknown_environment(env))
+
+
 def read_keys(keys: list[tuple[str, str]], path: str | None = None,
-              environ: dict[str, str] | None = None) -> dict[tuple[str, str], Any]:
+              environ: Mapping[str, str] | None = None) -> dict[tuple[str, str], Any]:
     """Validated values of just these (non-secret) keys, with their defaults: for commands an
     operator runs before the rest is configured (`ssrelay manifest`, `migrate`, `status`).
     The file is optional; a bad value of one of these keys still raises ConfigError."""
     env = dict(os.environ if environ is None else environ)
-    file = default_path(path, env)
-    raw: dict[str, Any] = {}
-    if Path(file).is_file():
-        try:
-            raw = tomllib.loads(Path(file).read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(file, f"valid TOML ({exc})") from None
-    elif path:
-        raise ConfigError(file, "a readable TOML file (--config, $SSRELAY_CONFIG or ./ssrelay.toml)")
-    out: dict[tuple[str, str], Any] = {}
     for s, k in keys:
         if (s, k) in SECRET_KEYS:
             raise ValueError(f"read_keys is for plain settings, not {s}.{k}")
-        default, check = SCHEMA[(s, k)]
-        envname = f"SSRELAY_{s}_{k}".upper()
+    _, raw = read_file(default_path(path, env), required=bool(path))
+    out: dict[tuple[str, str], Any] = {}
+    for s, k in keys:
         section = raw.get(s, {}) if isinstance(raw.get(s, {}), dict) else {}
-        value = env[envname] if envname in env else section.get(k, default)
-        if value is None:
-            raise ConfigError(f"{s}.{k}", f"is required (or {envname})")
-        try:
-            out[(s, k)] = check(value)
-        except ValueError as exc:
-            raise ConfigError(f"{s}.{k}", f"expected {exc}", value) from None
+        out[(s, k)] = _checked(s, k, env.get(env_name(s, k), section.get(k)))
     return out
-
-
-def load(path: str | None = None, environ: dict[str, str] | None = None, *,
-         require_file: bool = False, use_file: bool = True) -> Config:
-    """Load and validate. Raises ConfigError naming the first bad key.
-    `use_file=False` reads only `environ` (the sandbox and tests)."""
-    env = dict(os.environ if environ is None else environ)
-    file = default_path(path, env) if use_file else ""
-    raw: dict[str, Any] = {}
-    if not use_file:
-        pass
-    elif Path(file).is_file():
-        try:
-            raw = tomllib.loads(Path(file).read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(file, f"valid TOML ({exc})") from None
-    elif require_file or path:
-        raise ConfigError(file, "a readable TOML file (--config, $SSRELAY_CONFIG or ./ssrelay.toml)")
-    sections = {s for s, _ in SCHEMA}
-    for s, body in raw.items():
-        if s not in sections:
-            raise ConfigError(s, "a known section: " + ", ".join(sorted(sections)))
-        if not isinstance(body, dict):
-            raise ConfigError(s, "a table")
-        for k in body:
-            base = k[:-5] if k.endswith("_file") else k
-            if (s, k) not in SCHEMA and not ((s, base) in SECRET_KEYS and k.endswith("_file")):
-                raise ConfigError(f"{s}.{k}", "a known key (see config.example.toml)")
-
-    values: dict[str, dict[str, Any]] = {s: {} for s in sections}
-    for (s, k), (default, check) in SCHEMA.items():
-        name = f"{s}.{k}"
-        envname = f"SSRELAY_{s}_{k}".upper()
-        value: Any = raw.get(s, {}).get(k)
-        if envname in env:
-            value = env[envname]
-        if (s, k) in SECRET_KEYS and value in (None, ""):
-            fpath = env.get(envname + "_FILE") or raw.get(s, {}).get(k + "_file")
-            if fpath:
-                try:
-                    value = Path(fpath).read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ConfigError(f"{name}_file", f"a readable file ({exc.strerror})", fpath) from None
-        if value is None or (value == "" and default is None):
-            if default is None:
-                hint = f" (or {envname})"
-                raise ConfigError(name, "is required" + hint)
-            value = default
-        try:
-            value = check(value)
-        except ValueError as exc:
-            shown = None if (s, k) in SECRET_KEYS else value
-            raise ConfigError(name, f"expected {exc}", shown) from None
-        if (s, k) in SECRET_KEYS:
-            value = Secret(value)
-        values[s][k] = value
-
-    cfg = Config(**{s: Section(s, v) for s, v in values.items()}, source=file)
-    if cfg.slack.mode == "http" and not cfg.slack.signing_secret:
-        raise ConfigError("slack.signing_secret", 'is required when slack.mode = "http" (or SSRELAY_SLACK_SIGNING_SECRET)')
-    if cfg.slack.mode == "socket" and not cfg.slack.app_token:
-        raise ConfigError("slack.app_token", 'is required when slack.mode = "socket" (or SSRELAY_SLACK_APP_TOKEN)')
-    return cfg

@@ -3,6 +3,7 @@ Slack `error` strings; everything above them catches these types.
 
     RelayError
     ├── ConfigError                    a config key is missing or malformed (names the key)
+    │   └── ConfigProblems             several keys at once (`.problems`, one ConfigError each)
     ├── SecretServerError              anything that went wrong talking to Secret Server
     │   ├── SecretServerUnavailable    connection error, timeout, 5xx, 429 after retries
     │   ├── SecretServerBadResponse    HTML on a 200, malformed JSON, a shape we cannot read
@@ -32,10 +33,29 @@ class ConfigError(RelayError):
     def __init__(self, key: str, expected: str, got: object = None):
         self.key = key
         self.expected = expected
-        msg = f"config: {key}: {expected}"
+        self.detail = f"{key}: {expected}"      # the message without its "config: " prefix
         if got is not None:
-            msg += f" (got {got!r})"
-        super().__init__(msg)
+            self.detail += f" (got {got!r})"
+        super().__init__(f"config: {self.detail}")
+
+    @property
+    def problems(self) -> list[ConfigError]:
+        return [self]
+
+
+class ConfigProblems(ConfigError):
+    """Several keys are missing or malformed; `str()` has one line per key."""
+
+    def __init__(self, problems: list[ConfigError]):
+        first = problems[0]
+        super().__init__(first.key, first.expected)
+        self._problems = list(problems)
+        self.detail = "; ".join(p.detail for p in problems)
+        self.args = ("\n".join(str(p) for p in problems),)
+
+    @property
+    def problems(self) -> list[ConfigError]:
+        return list(self._problems)
 
 
 class SecretServerError(RelayError):

@@ -106,3 +106,11 @@ def _route_uncaught_exceptions() -> None:
 
     threading.excepthook = thread_hook
     sys.excepthook = main_hook
+
+
+def silence() -> None:
+    """Keep log records out of a command whose printed lines are its whole output
+    (`ssrelay check`); an uncaught exception (critical) still shows."""
+    for h in logging.getLogger().handlers:
+        if getattr(h, "_ssrelay", False):
+            h.setLevel(logging.CRITICAL)

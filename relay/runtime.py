@@ -4,10 +4,12 @@ one process: the poll schedule, outbox delivery, and the HTTP server."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -133,7 +135,9 @@ class Relay:
             self.delivery.wake.set()
         return recovered
 
-    def start(self, *, http: bool = True) -> "Relay":
+    def start(self, *, http: bool = True, listening: socket.socket | None = None) -> "Relay":
+        """Start every part. `listening`: the HTTP socket `ssrelay run` bound before anything
+        else (see relay.listen); without it the server binds http.host:http.port itself."""
         self.recover_stopped_peers()
         self._scheduler = BackgroundScheduler(timezone=timezone.utc)
         self._scheduler.add_job(self.tick, "interval", seconds=self.cfg.poll.interval_seconds,
@@ -147,9 +151,10 @@ class Relay:
         self._spawn("delivery", lambda: self.delivery.run(self.stop_event))
         if http:
             from waitress.server import create_server
-            self._server = create_server(self.web, host=self.cfg.http.host, port=self.cfg.http.port,
-                                         threads=8, ident="ssrelay", asyncore_loop_timeout=0.2,
-                                         max_request_body_size=MAX_BODY_BYTES)
+            where: dict[str, Any] = ({"sockets": [listening]} if listening is not None else
+                                     {"host": self.cfg.http.host, "port": self.cfg.http.port})
+            self._server = create_server(self.web, **where, threads=8, ident="ssrelay",
+                                         asyncore_loop_timeout=0.2, max_request_body_size=MAX_BODY_BYTES)
             self._spawn("http", self._serve_http)
             log.info("http server listening", extra={"port": self.port})
         self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"

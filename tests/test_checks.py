@@ -47,7 +47,7 @@ def test_healthy_http_mode_passes_every_check(sandbox, tmp_path):
     results = checks.run_checks(cfg)
     assert all(c.ok for c in results), lines(results)
     names = [c.name for c in results]
-    assert names == ["config", "secret server TLS", "secret server reachable", "relay account login",
+    assert names == ["config", "public URL", "secret server TLS", "secret server reachable", "relay account login",
                      "relay account can list access requests", "secret server time zone",
                      "slack bot token", "slack scopes",
                      "encryption key", "database"]
@@ -208,7 +208,8 @@ def test_untrusted_certificate_gets_a_clear_line(sandbox, tmp_path, https_ss):
     assert c.detail.startswith("certificate verification failed for 127.0.0.1:")
     assert "CERTIFICATE_VERIFY_FAILED" in c.detail or "certificate verify failed" in c.detail
     assert "secret_server.verify_tls" in c.fix
-    assert "FAIL secret server reachable: skipped: the TLS connection was not trusted" in lines(results)
+    assert "skip secret server reachable: skipped (TLS connection not trusted)" in lines(results)
+    assert "skip relay account login: skipped (SS unreachable)" in lines(results)
 
 
 def test_certificate_signed_by_the_configured_ca_bundle_passes(sandbox, tmp_path, https_ss):

@@ -1,0 +1,36 @@
+"""Opening a database that must already exist, for the commands that only read it
+(`ssrelay status`, `ssrelay backup`): they never create a file, and they refuse a file that
+is not a migrated ssrelay database with one line saying what to run."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from . import db as store
+
+
+class DatabaseNotReady(Exception):
+    """No database at the path, or one `ssrelay migrate` has not (fully) prepared."""
+
+
+def open_existing(path: str | Path) -> sqlite_utils.Database:
+    """The database at `path`, migrated, opened without writing anything (no journal-mode
+    change, no new file). Raises DatabaseNotReady with the sentence an operator acts on."""
+    if not Path(path).is_file():
+        raise DatabaseNotReady(f"no database at {path} (run `ssrelay migrate`)")
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    try:
+        todo = store.pending(db)
+    except sqlite3.DatabaseError as exc:       # not SQLite at all
+        conn.close()
+        raise DatabaseNotReady(f"{path} is not an ssrelay database ({exc})") from None
+    if todo:
+        what = ("empty, or not an ssrelay database" if not store.applied(db)
+                else f"not migrated: pending {', '.join(todo)}")
+        conn.close()
+        raise DatabaseNotReady(f"database {path} is {what} (run `ssrelay migrate`)")
+    return db
