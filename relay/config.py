@@ -327,21 +327,24 @@ def known_variables() -> set[str]:
     return names | {env_name(s, k) + "_FILE" for s, k in SECRET_KEYS}
 
 
-def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
+def _did_you_mean(name: str, candidates: Iterable[str], prefix: str = "") -> str:
+    """"; did you mean X?" for the closest candidate, compared without their common prefix
+    (every variable starts with SSRELAY_, which would make anything look close)."""
+    by_rest = {c[len(prefix):]: c for c in candidates if c.startswith(prefix)}
+    close = difflib.get_close_matches(name[len(prefix):], sorted(by_rest), n=1, cutoff=0.6)
+    return f"; did you mean {by_rest[close[0]]}?" if close else ""
 
 
-def unknown_key(name: str, candidates: Iterable[str]) -> str:
+def unknown_key(name: str, candidates: Iterable[str], prefix: str = "") -> str:
     """The one wording for a setting nobody reads, in the file or the environment."""
-    return "unknown setting" + (_did_you_mean(name, candidates) or " (config.example.toml lists every one)")
+    return "unknown setting" + (_did_you_mean(name, candidates, prefix) or " (config.example.toml lists every one)")
 
 
 def unknown_environment(environ: Mapping[str, str]) -> list[str]:
     """One line per `SSRELAY_*` variable that is not a setting: a typo would otherwise be
     silently ignored while the default applies."""
     known = known_variables()
-    return [f"{name}: {unknown_key(name, known)} (ignored)"
+    return [f"{name}: {unknown_key(name, known, ENV_PREFIX)} (ignored)"
             for name in sorted(environ) if name.startswith(ENV_PREFIX) and name not in known]
 
 

@@ -170,7 +170,7 @@ class Relay:
 
     @property
     def port(self) -> int:
-        return self._server.effective_port if self._server else 0
+        return int(self._server.effective_port) if self._server else 0   # a str for a given socket
 
     def _spawn(self, name: str, target) -> None:
         t = threading.Thread(target=target, name=f"ssrelay-{name}", daemon=True)
