@@ -8,18 +8,25 @@
 # Other commands: docker run --rm ... ssrelay check | manifest | status | backup /data/backup.db
 FROM python:3.11-slim
 
+LABEL org.opencontainers.image.title="ssrelay" \
+      org.opencontainers.image.description="Relays Delinea Secret Server access requests into Slack" \
+      org.opencontainers.image.version="0.2.0" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY relay ./relay
 COPY migrations ./migrations
-RUN pip install . && rm -rf /app
+# constraints.txt pins every dependency (pip freeze of a clean install): rebuilds are reproducible.
+RUN pip install -c constraints.txt . && rm -rf /app
 
-# Not root: a fixed uid/gid that owns nothing but the data volume.
+# Not root: a fixed uid/gid that owns nothing but the data volume. USER names it by number so
+# Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 RUN groupadd --system --gid 10001 ssrelay \
  && useradd --system --uid 10001 --gid ssrelay --home-dir /data --no-create-home --shell /usr/sbin/nologin ssrelay \
  && mkdir -p /data && chown ssrelay:ssrelay /data
@@ -32,7 +39,7 @@ ENV SSRELAY_STORAGE_PATH=/data/ssrelay.db \
 
 VOLUME ["/data"]
 WORKDIR /data
-USER ssrelay:ssrelay
+USER 10001:10001
 EXPOSE 3000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
