@@ -239,4 +239,4 @@ class Outbox:
         rows = self.db.execute(
             "SELECT id, request_id, event, recipient, last_error, finished_at FROM outbox WHERE state = 'dead' "
             "ORDER BY id DESC LIMIT ?", [limit]).fetchall()
-        return [dict(zip(("id", "request_id", "event", "recipient", "reason", "at"), r)) for r in rows]
+        return [dict(zip(("id", "request_id", "event", "recipient", "reason", "at"), r, strict=True)) for r in rows]

@@ -14,7 +14,7 @@ from slack_payloads import click_home, click_message, home_opened, send, send_ev
 from conftest import cycle
 
 LAUNCH_PATH = r"/api/v1/launchers/secret\Z"
-from secret_payloads import no_secret_values  # noqa: F401  (the sweep fixture)
+from secret_payloads import no_secret_values  # noqa: F401, E402  (the sweep fixture)
 
 pytestmark = pytest.mark.usefixtures("no_secret_values")
 

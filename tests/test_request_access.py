@@ -12,7 +12,7 @@ from secret_payloads import (click_in_modal, relay_for_secrets, shortcut, submis
 from slack_payloads import click_home, send, sign_in, wait_until
 
 CREATE = r"/api/v1/secret-access-requests\Z"
-from secret_payloads import no_secret_values  # noqa: F401  (the sweep fixture)
+from secret_payloads import no_secret_values  # noqa: F401, E402  (the sweep fixture)
 
 pytestmark = pytest.mark.usefixtures("no_secret_values")
 

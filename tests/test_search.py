@@ -14,7 +14,7 @@ from secret_payloads import relay_for_secrets, shortcut, submission, submit, tex
 from slack_payloads import click_home, home_opened, send, send_event, sign_in, wait_until
 
 SECRETS_PATH = r"/api/v[12]/secrets\Z"
-from secret_payloads import no_secret_values  # noqa: F401  (the sweep fixture)
+from secret_payloads import no_secret_values  # noqa: F401, E402  (the sweep fixture)
 
 pytestmark = pytest.mark.usefixtures("no_secret_values")
 

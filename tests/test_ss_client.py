@@ -241,7 +241,7 @@ def test_paging_under_churn_misses_nothing_and_abandons_nothing(ss, w, make_clie
 
 
 def test_failure_on_page_two_of_three_returns_nothing(ss, w, make_client, fake):
-    for i in range(5):
+    for _ in range(5):
         ss.create_request(w.db_secret, w.alice)
     client = make_client(page_size=2, retry_seconds=3.0)
     ss.fail(f"^{REQUESTS}$", status=500, times=1000, after=1)

@@ -77,7 +77,7 @@ class _Conn:
         while len(self._buf) < n:
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 if self.server._stopping.is_set() or not self.alive:
                     raise ConnectionError("stopping") from None
                 continue
@@ -111,7 +111,7 @@ class _Conn:
                 return False
             try:
                 chunk = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 if self.server._stopping.is_set():
                     return False
                 continue
@@ -271,7 +271,7 @@ class SocketModeStandIn:
         while not self._stopping.is_set():
             try:
                 sock, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break

@@ -68,7 +68,7 @@ def _page(title: str, body: str) -> bytes:
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<meta name=\"referrer\" content=\"no-referrer\">"
             f"<title>{E(title)}</title><style>{_STYLE}</style></head>"
-            f"<body><main>{body}</main></body></html>\n").encode("utf-8")
+            f"<body><main>{body}</main></body></html>\n").encode()
 
 
 def form_page(state: str, *, username: str = "", domain: str = "", error: str = "",
