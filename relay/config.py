@@ -237,7 +237,7 @@ class SlackSection:
     bot_token: Secret
     signing_secret: Secret
     app_token: Secret
-    rate_limits: Mapping[str, float]
+    rate_limits: dict[str, float]
 
 
 @dataclass(frozen=True)
