@@ -204,7 +204,7 @@ def test_check_says_from_environment_when_there_is_no_file(sandbox, tmp_path, mo
 def test_check_shows_a_mistyped_variable_as_a_warning_line(sandbox, tmp_path):
     cfg = config.load(environ=sandbox.environ(str(tmp_path / "c.db"), SSRELAY_SLACK_MOD="socket"), use_file=False)
     assert checks.config_loaded(cfg)[1].line() == (
-        "warn config: SSRELAY_SLACK_MOD: unknown setting; did you mean SSRELAY_SLACK_MODE? (ignored)")
+        "WARN config: SSRELAY_SLACK_MOD: unknown setting; did you mean SSRELAY_SLACK_MODE? (ignored)")
 
 
 def test_slack_unreachable_gets_network_advice_not_token_advice(sandbox, tmp_path):
@@ -233,13 +233,14 @@ def test_secret_server_unreachable_skips_what_could_not_run(sandbox, tmp_path):
     assert shown[0] == "skip secret server TLS: skipped (SS unreachable)"
     assert shown[1].startswith("FAIL secret server reachable: unreachable (") and "HTTPS_PROXY" in shown[1]
     assert shown[2:] == ["skip relay account login: skipped (SS unreachable)",
-                         "skip relay account can list access requests: skipped (SS unreachable)"]
+                         "skip relay account can list access requests: skipped (SS unreachable)",
+                         "skip secret server time zone: skipped (SS unreachable)"]
     assert not any(line.startswith("ok") for line in shown)
 
 
 def test_plain_http_public_url_is_a_warning_because_it_hosts_the_password_form(sandbox, tmp_path):
     plain = checks.public_url_check(sandbox.config(str(tmp_path / "c.db"), HTTP_PUBLIC_URL="http://relay.example.com"))
-    assert plain.ok and plain.line().startswith("warn public URL: http://relay.example.com is plain HTTP: ")
+    assert plain.ok and plain.line().startswith("WARN public URL: http://relay.example.com is plain HTTP: ")
     assert "Secret Server passwords" in plain.line() and "https://" in plain.line()
     https = checks.public_url_check(sandbox.config(str(tmp_path / "c.db"), HTTP_PUBLIC_URL="https://relay.example.com"))
     assert https.line() == "ok   public URL: https://relay.example.com (HTTPS)"
@@ -254,7 +255,7 @@ def test_check_output_has_no_log_lines(sandbox, tmp_path):
     run = ssrelay("check", env=env, cwd=tmp_path)
     assert run.returncode == 1
     out = (run.stdout + run.stderr).strip().splitlines()
-    assert out and all(line[:4] in ("ok  ", "warn", "skip", "FAIL") for line in out), "\n".join(out)
+    assert out and all(line[:4] in ("ok  ", "WARN", "skip", "FAIL") for line in out), "\n".join(out)
     for line in out:
         with pytest.raises(ValueError):
             json.loads(line)

@@ -62,19 +62,21 @@ def test_busy_port_sample_is_the_real_sentence():
 
 
 def test_check_sample_is_what_check_prints(sandbox, tmp_path, monkeypatch):
-    """The sample: a token without im:write and no encryption key. Lines that depend on the
-    network (TLS, host names, counts, workspace) are compared by verdict and name; the others
-    word for word."""
+    """The sample: a token without im:write, no encryption key, Secret Server writing its
+    timestamps at UTC+01:00. Lines that depend on the network (TLS, host names, counts,
+    workspace) are compared by verdict and name; the others word for word."""
+    from zoneinfo import ZoneInfo
     monkeypatch.chdir(tmp_path)
     sandbox.slack.scopes = ("chat:write", "users:read", "users:read.email", "commands")
+    sandbox.ss.world.tz = ZoneInfo("Etc/GMT-1")          # POSIX sign: UTC+01:00, no DST
     store.migrate(store.open_db("ssrelay.db"))
     Path("ssrelay.toml").write_text('[http]\npublic_url = "https://relay.example.com"\n')
     cfg = config.load(environ=sandbox.environ("ssrelay.db", STORAGE_ENCRYPTION_KEY=""))
     real = [c.line() for c in checks.run_checks(cfg)]
     sample = output_block("### `ssrelay check`")
     assert [line.split(":")[0] for line in sample] == [line.split(":")[0] for line in real]
-    exact = ("ok   config:", "ok   public URL:", "ok   relay account login:", "FAIL slack scopes:",
-             "FAIL encryption key:", "ok   database:")
+    exact = ("ok   config:", "ok   public URL:", "ok   relay account login:", "WARN secret server time zone:",
+             "FAIL slack scopes:", "FAIL encryption key:", "ok   database:")
     for shown, printed in zip(sample, real, strict=True):
         if shown.startswith(exact):
             assert shown == printed

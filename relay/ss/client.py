@@ -222,7 +222,7 @@ class _Reads:
                 overlap = min(size - 1, overlap * 2)
                 skip = max(0, skip - overlap)
                 continue
-            for k, r in zip(keys, recs):
+            for k, r in zip(keys, recs, strict=True):   # one key per record (_keys)
                 merged[k] = r
             if keys:
                 last_key = keys[-1] if last_key is None else max(last_key, keys[-1])
