@@ -306,3 +306,12 @@ def test_the_config_variable_in_the_given_environment_names_the_file(tmp_path):
     assert config.load(environ=env).poll.interval_seconds == 9
     assert config.read_keys([("poll", "interval_seconds")], None, env) == {("poll", "interval_seconds"): 9}
     assert config.validate(config.merge_environment({}, MINIMAL)).source == ""
+
+
+def test_request_url_template_may_use_only_its_three_fields():
+    good = "{base_url}/app/#/requests/{id}?secret={secret_id}"
+    assert config._request_url(good) == good
+    assert config._request_url("https://fixed.example/") == "https://fixed.example/"
+    for bad in ("{base_url}/{request}", "{0}", "{base_url", "}{"):
+        assert refused(config._request_url, bad) == "a URL template using only {base_url}, {id} and {secret_id}"
+    assert refused(config._request_url, 5) == "a string"
