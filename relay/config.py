@@ -250,6 +250,7 @@ class PollSection:
 class UsersSection:
     match_by_email: bool
     email_cache_hours: float
+    signin_requires_email_match: bool
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,20 @@ class Config:
 def section_keys(section: str) -> list[str]:
     """The keys of one section, in the order of its dataclass."""
     return [f.name for f in fields(SECTIONS[section])]
+
+
+def _sections_match_schema() -> None:
+    """A key added to SCHEMA needs its field in the section's dataclass (and back): say so at
+    import, by name, rather than as a TypeError at the first load."""
+    for section in sorted({s for s, _ in SCHEMA} | set(SECTIONS)):
+        declared = {k for s, k in SCHEMA if s == section}
+        typed = set(section_keys(section)) if section in SECTIONS else set()
+        if declared != typed:
+            raise RuntimeError(f"relay.config: [{section}] keys in SCHEMA {sorted(declared)} differ from the "
+                               f"fields of its dataclass {sorted(typed)}: add the missing ones to both")
+
+
+_sections_match_schema()
 
 
 # ---------------------------------------------------------------------- names and suggestions
