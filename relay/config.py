@@ -238,6 +238,8 @@ class SlackSection:
     signing_secret: Secret
     app_token: Secret
     rate_limits: dict[str, float]
+    unready_after_failing_seconds: float
+    unready_after_pending_seconds: float
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,7 @@ class HttpSection:
 class StorageSection:
     path: str
     encryption_key: Secret
+    retention_days: float
 
 
 @dataclass(frozen=True)
@@ -321,12 +324,16 @@ def section_keys(section: str) -> list[str]:
 def _sections_match_schema() -> None:
     """A key added to SCHEMA needs its field in the section's dataclass (and back): say so at
     import, by name, rather than as a TypeError at the first load."""
+    differences = []
     for section in sorted({s for s, _ in SCHEMA} | set(SECTIONS)):
         declared = {k for s, k in SCHEMA if s == section}
         typed = set(section_keys(section)) if section in SECTIONS else set()
         if declared != typed:
-            raise RuntimeError(f"relay.config: [{section}] keys in SCHEMA {sorted(declared)} differ from the "
-                               f"fields of its dataclass {sorted(typed)}: add the missing ones to both")
+            differences.append(f"[{section}] only in SCHEMA: {sorted(declared - typed)}, "
+                               f"only in its dataclass: {sorted(typed - declared)}")
+    if differences:
+        raise RuntimeError("relay.config: SCHEMA and the section dataclasses differ (add each key to "
+                           "both): " + "; ".join(differences))
 
 
 _sections_match_schema()

@@ -67,7 +67,8 @@ def test_check_sample_is_what_check_prints(sandbox, tmp_path, monkeypatch):
     workspace) are compared by verdict and name; the others word for word."""
     from zoneinfo import ZoneInfo
     monkeypatch.chdir(tmp_path)
-    sandbox.slack.scopes = ("chat:write", "users:read", "users:read.email", "commands")
+    from relay.manifest import BOT_SCOPES
+    sandbox.slack.scopes = tuple(scope for scope in BOT_SCOPES if scope != "im:write")
     sandbox.ss.world.tz = ZoneInfo("Etc/GMT-1")          # POSIX sign: UTC+01:00, no DST
     store.migrate(store.open_db("ssrelay.db"))
     Path("ssrelay.toml").write_text('[http]\npublic_url = "https://relay.example.com"\n')
