@@ -23,12 +23,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from . import sync
-from .errors import AccessDenied, RequestRejected, SecretServerError, SessionExpired
+from .errors import (
+    AccessDenied,
+    NotAReviewer,
+    RequestNotPending,
+    RequestRejected,
+    SecretServerError,
+    SessionExpired,
+)
 from .model import PENDING, AccessRequest
 from .outbox import Outbox
 from .sessions import NeedsSignIn, Sessions
@@ -36,37 +45,123 @@ from .store import snapshot
 
 log = logging.getLogger(__name__)
 
-APPROVE = "approve"
-DENY = "deny"
-CANCEL = "cancel"
-ACTIONS = (APPROVE, DENY, CANCEL)
 
-# Outcome kinds
-DONE = "done"              # SS took the decision
-STALE = "stale"            # the request is not Pending any more: nothing was written
-FORBIDDEN = "forbidden"    # this person may not do this: nothing was written
-SIGN_IN = "sign_in"        # no usable SS session: sign in first (the action is remembered)
-FAILED = "failed"          # SS could not be reached or refused for another reason
+class Action(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+    CANCEL = "cancel"
+
+
+APPROVE, DENY, CANCEL = Action.APPROVE, Action.DENY, Action.CANCEL
+ACTIONS = tuple(Action)
+
+
+class OutcomeKind(StrEnum):
+    DONE = "done"              # SS took the decision
+    STALE = "stale"            # the request is not Pending any more: nothing was written
+    FORBIDDEN = "forbidden"    # this person may not do this: nothing was written
+    SIGN_IN = "sign_in"        # no usable SS session: sign in first (the action is remembered)
+    FAILED = "failed"          # SS could not be reached or refused for another reason
+
+
+DONE, STALE, FORBIDDEN = OutcomeKind.DONE, OutcomeKind.STALE, OutcomeKind.FORBIDDEN
+SIGN_IN, FAILED = OutcomeKind.SIGN_IN, OutcomeKind.FAILED
 
 CLAIM_STALE_AFTER = timedelta(minutes=2)   # a claim older than this was left by a crash
 CANNOT_REVIEW = "You cannot review this request."
 ONLY_REQUESTER = "Only the requester can cancel this request."
+BUSY = "Another click on this request is still being handled; try again."
+UNREACHABLE = "Secret Server could not be reached. Nothing was changed; try again."
+UNCONFIRMED = ("Secret Server did not confirm the change. Check the request in Secret Server "
+               "before trying again.")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str
-    action: str
+    """What a click did. `request` is set for DONE (as SS answered the write) and STALE (as
+    SS shows it now); `signin_state` for SIGN_IN; `detail` (plain text) for FORBIDDEN and
+    FAILED. Build one with the constructors below, which require what each kind carries."""
+
+    kind: OutcomeKind
+    action: Action
     request_id: int
-    request: AccessRequest | None = None     # as SS showed it last (after the write when DONE)
-    detail: str = ""                         # plain text: why (FORBIDDEN, FAILED)
-    signin_state: str | None = None          # SIGN_IN: the raw state for the sign-in link
+    request: AccessRequest | None = None
+    detail: str = ""
+    signin_state: str | None = None
     clicker_ss_id: int | None = None
-    context: dict = field(default_factory=dict)   # snapshot facts: folder_name, reviewers
+    context: dict[str, Any] = field(default_factory=dict)   # snapshot facts: folder_name, reviewers
+
+
+@dataclass(frozen=True)
+class Click:
+    """One click, as the Slack layer hands it over, with the relay's facts about the request."""
+
+    slack_user: str
+    slack_team: str
+    action: Action
+    request_id: int
+    reason: str = ""
+    remember: dict[str, Any] = field(default_factory=dict)   # where the click came from
+    context: dict[str, Any] = field(default_factory=dict)    # snapshot facts about the request
+
+    def outcome(self, kind: OutcomeKind, me: int | None, request: AccessRequest | None = None,
+                detail: str = "") -> Outcome:
+        return Outcome(kind, self.action, self.request_id, request, detail, clicker_ss_id=me,
+                       context=self.context)
+
+    def done(self, me: int | None, request: AccessRequest) -> Outcome:
+        return self.outcome(DONE, me, request)
+
+    def stale(self, me: int | None, request: AccessRequest) -> Outcome:
+        return self.outcome(STALE, me, request)
+
+    def refused(self, kind: OutcomeKind, me: int | None, request: AccessRequest | None,
+                detail: str) -> Outcome:
+        """FORBIDDEN or FAILED: nothing was written, `detail` says why."""
+        return self.outcome(kind, me, request, detail)
+
+    def sign_in(self, me: int | None, state: str) -> Outcome:
+        return Outcome(SIGN_IN, self.action, self.request_id, signin_state=state, clicker_ss_id=me,
+                       context=self.context)
+
+
+def _forbidden_detail(action: Action) -> str:
+    return ONLY_REQUESTER if action == CANCEL else CANNOT_REVIEW
+
+
+def refusal_before_write(action: Action, live: AccessRequest, me: int | None, claimed: bool,
+                         may_review: Callable[[], bool]) -> tuple[OutcomeKind, str] | None:
+    """Why nothing may be written for this click on the request as SS shows it now (`live`),
+    as (kind, detail); None when the write may go ahead. `may_review` is asked last, only
+    for an Approve / Deny by someone other than the requester."""
+    if live.status != PENDING:
+        return STALE, ""
+    if not claimed:
+        return FAILED, BUSY
+    if action == CANCEL:
+        return None if live.requester_id == me else (FORBIDDEN, ONLY_REQUESTER)
+    if live.requester_id == me or not may_review():
+        return FORBIDDEN, CANNOT_REVIEW
+    return None
+
+
+def after_rejection(exc: RequestRejected, action: Action, live: AccessRequest,
+                    now_state: AccessRequest | None) -> tuple[OutcomeKind, AccessRequest, str]:
+    """What a write SS refused means, as (kind, request to show, detail). `now_state` is the
+    request re-read after the refusal (None when that failed): once it is not Pending, the
+    click came too late whatever SS said."""
+    if now_state is not None and now_state.status != PENDING:
+        return STALE, now_state, ""
+    if isinstance(exc, RequestNotPending):
+        return STALE, now_state or live, ""
+    if isinstance(exc, NotAReviewer):
+        return FORBIDDEN, live, CANNOT_REVIEW
+    said = str(exc).removeprefix("Secret Server: ")[:300]
+    return FAILED, live, f"Secret Server refused: {said}"
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Actions:
@@ -86,80 +181,84 @@ class Actions:
         when one is needed (where the click came from, to update it afterwards)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
-        request_id = int(request_id)
-        ctx = self._context(request_id)
+        click = Click(slack_user, slack_team, Action(action), int(request_id), reason,
+                      remember or {}, self._context(int(request_id)))
         try:
             api = self.sessions.api_for(slack_user)
         except NeedsSignIn:
-            return self._sign_in(slack_user, slack_team, action, request_id, reason, remember, ctx)
+            return self._sign_in(click)
         me = self.sessions.ss_user_id(slack_user)
-        claimed = self._claim(request_id, action, slack_user)
+        claimed = self._claim(click.request_id, click.action, slack_user)
         outcome: Outcome | None = None
         try:
-            outcome = self._act(api, me, slack_user, slack_team, action, request_id, reason, remember,
-                                ctx, claimed)
+            outcome = self._act(api, me, click, claimed)
             return outcome
         finally:
             if claimed:
-                self._finish_claim(request_id, outcome)
+                self._finish_claim(click.request_id, outcome)
 
     # ------------------------------------------------------------------ steps
-    def _act(self, api, me, slack_user, slack_team, action, request_id, reason, remember, ctx,
-             claimed: bool) -> Outcome:
-        def out(kind: str, request: AccessRequest | None = None, detail: str = "") -> Outcome:
-            return Outcome(kind, action, request_id, request, detail, clicker_ss_id=me, context=ctx)
+    def _act(self, api, me: int | None, click: Click, claimed: bool) -> Outcome:
+        """Re-read as the clicker, decide, write, record."""
+        live = self._read_live(api, me, click)
+        if isinstance(live, Outcome):
+            return live
+        refused = refusal_before_write(click.action, live, me, claimed,
+                                       lambda: self._may_review(me, live))
+        if refused is not None:
+            kind, detail = refused
+            return click.stale(me, live) if kind == STALE else click.refused(kind, me, live, detail)
+        result = self._write_as_clicker(api, me, click, live)
+        if isinstance(result, Outcome):
+            return result
+        self._record_click(me, click, result)
+        return click.done(me, result)
 
+    def _read_live(self, api, me: int | None, click: Click) -> AccessRequest | Outcome:
+        """The request as SS shows it to the clicker now, or the Outcome saying why not."""
         try:
-            live = api.get_request(request_id)
+            return api.get_request(click.request_id)
         except SessionExpired:
-            self.sessions.expired(slack_user)
-            return self._sign_in(slack_user, slack_team, action, request_id, reason, remember, ctx)
+            self.sessions.expired(click.slack_user)
+            return self._sign_in(click)
         except AccessDenied:
-            return out(FORBIDDEN, detail=CANNOT_REVIEW if action != CANCEL else ONLY_REQUESTER)
+            return click.refused(FORBIDDEN, me, None, _forbidden_detail(click.action))
         except SecretServerError as exc:
-            log.warning("live re-check failed", extra={"request_id": request_id, "error": type(exc).__name__})
-            return out(FAILED, detail="Secret Server could not be reached. Nothing was changed; try again.")
-        if live.status != PENDING:
-            return out(STALE, live)
-        if not claimed:
-            return out(FAILED, live, "Another click on this request is still being handled; try again.")
-        if action == CANCEL:
-            if live.requester_id != me:
-                return out(FORBIDDEN, live, ONLY_REQUESTER)
-        else:
-            if live.requester_id == me or not self._may_review(me, live):
-                return out(FORBIDDEN, live, CANNOT_REVIEW)
+            log.warning("live re-check failed", extra={"request_id": click.request_id,
+                                                       "error": type(exc).__name__})
+            return click.refused(FAILED, me, None, UNREACHABLE)
+
+    def _write_as_clicker(self, api, me: int | None, click: Click,
+                          live: AccessRequest) -> AccessRequest | Outcome:
+        """The PUT, as the clicker: the request as SS answered it, or the Outcome of a refusal."""
         try:
-            result = self._write(api, action, live, reason, me)
+            return self._write(api, click.action, live, click.reason, me)
         except SessionExpired:
-            self.sessions.expired(slack_user)
-            return self._sign_in(slack_user, slack_team, action, request_id, reason, remember, ctx)
+            self.sessions.expired(click.slack_user)
+            return self._sign_in(click)
         except AccessDenied:
-            return out(FORBIDDEN, live, CANNOT_REVIEW if action != CANCEL else ONLY_REQUESTER)
+            return click.refused(FORBIDDEN, me, live, _forbidden_detail(click.action))
         except RequestRejected as exc:
-            now_state = self._reread(api, request_id)
-            if now_state is not None and now_state.status != PENDING:
-                return out(STALE, now_state)
-            said = f"{exc.error_code} {exc}".lower()
-            if "notpending" in said or "no longer pending" in said:
-                return out(STALE, now_state or live)
-            if "cannot review" in said or "not allowed" in said or "permission" in said:
-                return out(FORBIDDEN, live, CANNOT_REVIEW)
-            return out(FAILED, live, f"Secret Server refused: {str(exc).removeprefix('Secret Server: ')[:300]}")
+            kind, shown, detail = after_rejection(exc, click.action, live,
+                                                  self._reread(api, click.request_id))
+            return click.stale(me, shown) if kind == STALE else click.refused(kind, me, shown, detail)
         except SecretServerError as exc:
             log.warning("decision not confirmed by secret server",
-                        extra={"request_id": request_id, "action": action, "error": type(exc).__name__})
-            return out(FAILED, live, "Secret Server did not confirm the change. Check the request "
-                                     "in Secret Server before trying again.")
-        log.info("request decided from slack", extra={"request_id": request_id, "action": action,
-                                                      "slack_user": slack_user, "status": result.status})
-        if result.status != PENDING and action in (APPROVE, DENY) and me is not None \
-                and (remember or {}).get("kind") == "message":
+                        extra={"request_id": click.request_id, "action": click.action,
+                               "error": type(exc).__name__})
+            return click.refused(FAILED, me, live, UNCONFIRMED)
+
+    def _record_click(self, me: int | None, click: Click, result: AccessRequest) -> None:
+        log.info("request decided from slack", extra={"request_id": click.request_id,
+                                                      "action": click.action,
+                                                      "slack_user": click.slack_user,
+                                                      "status": result.status})
+        if result.status != PENDING and click.action in (APPROVE, DENY) and me is not None \
+                and click.remember.get("kind") == "message":
             # a click on the clicker's own DM card updates that card: the poll must not close it
             # again (a click from the Home tab leaves the card to the poll)
-            Outbox(self.db).record_sent(request_id, sync.REVIEW_CLOSED, me, slack_user,
-                                        {"by": "click", "action": action})
-        return out(DONE, result)
+            Outbox(self.db).record_sent(click.request_id, sync.REVIEW_CLOSED, me, click.slack_user,
+                                        {"by": "click", "action": str(click.action)})
 
     def _may_review(self, me: int | None, live: AccessRequest) -> bool:
         """Pre-check with the relay's view of the current step's reviewers. When the snapshot
@@ -200,11 +299,11 @@ class Actions:
                 return row[0]
         return "a reviewer"
 
-    def _sign_in(self, slack_user, slack_team, action, request_id, reason, remember, ctx) -> Outcome:
-        pending = {"action": action, "request_id": request_id, "reason": reason, "source": remember or {}}
-        state = self.sessions.new_state(slack_team, slack_user, pending)
-        return Outcome(SIGN_IN, action, request_id, signin_state=state,
-                       clicker_ss_id=self.sessions.ss_user_id(slack_user), context=ctx)
+    def _sign_in(self, click: Click) -> Outcome:
+        pending = {"action": str(click.action), "request_id": click.request_id,
+                   "reason": click.reason, "source": click.remember}
+        state = self.sessions.new_state(click.slack_team, click.slack_user, pending)
+        return click.sign_in(self.sessions.ss_user_id(click.slack_user), state)
 
     def _context(self, request_id: int) -> dict:
         found = snapshot.get_request(self.db, request_id)

@@ -8,9 +8,15 @@ Slack `error` strings; everything above them catches these types.
     │   ├── SecretServerUnavailable    connection error, timeout, 5xx, 429 after retries
     │   ├── SecretServerBadResponse    HTML on a 200, malformed JSON, a shape we cannot read
     │   ├── AuthenticationFailed       wrong credentials / OTP needed / token refused for good
+    │   │   ├── OtpRequired            SS wants a one-time password (missing or wrong)
     │   │   └── SessionExpired         a user's SS session can no longer be refreshed
     │   ├── AccessDenied               400 API_AccessDenied: not visible to this account
     │   └── RequestRejected            any other 4xx (validation, state changed, ...)
+    │       ├── RequestNotPending      the access request was decided already
+    │       ├── NotAReviewer           this account may not review (or cancel) the request
+    │       ├── ApprovalRequired       the secret needs an approved access request first
+    │       ├── TicketRequired         the secret needs a ticket number
+    │       └── CommentRequired        the secret needs a request comment
     └── SlackError                     anything that went wrong talking to Slack
         ├── SlackRateLimited           429; carries retry_after seconds
         ├── SlackUnavailable           connection error, timeout, 5xx
@@ -84,6 +90,14 @@ class AuthenticationFailed(SecretServerError):
         super().__init__(message, path=path, status=status)
 
 
+class OtpRequired(AuthenticationFailed):
+    """SS asked for a one-time password: none was given, or the one given was wrong."""
+
+    def __init__(self, message: str, *, path: str = "", status: int | None = None,
+                 otp_required: bool = True):
+        super().__init__(message, path=path, status=status, otp_required=otp_required)
+
+
 class SessionExpired(AuthenticationFailed):
     """A user's SS session is gone (refresh refused): they must sign in again."""
 
@@ -100,6 +114,27 @@ class RequestRejected(SecretServerError):
         self.error_code = error_code
         self.model_state = model_state or {}
         super().__init__(message, path=path, status=status)
+
+
+class RequestNotPending(RequestRejected):
+    """The access request is no longer Pending (someone decided, or it was canceled)."""
+
+
+class NotAReviewer(RequestRejected):
+    """SS refused the decision for this account: not a reviewer of the current step, the
+    requester reviewing their own request, or someone else cancelling it."""
+
+
+class ApprovalRequired(RequestRejected):
+    """The secret needs an approved access request before it can be used (launched)."""
+
+
+class TicketRequired(RequestRejected):
+    """Creating an access request was refused for want of a ticket number."""
+
+
+class CommentRequired(RequestRejected):
+    """Creating an access request was refused for want of a request comment."""
 
 
 class SlackError(RelayError):

@@ -34,11 +34,11 @@ from typing import Any, Callable
 import requests
 from tenacity import Retrying, retry_if_exception_type
 
-from relay.errors import (AccessDenied, AuthenticationFailed, RequestRejected,
+from relay.errors import (AccessDenied, AuthenticationFailed, OtpRequired, RequestRejected,
                           SecretServerBadResponse, SecretServerUnavailable, SessionExpired)
 from relay.model import APPROVED, CANCELED, DENIED, EXPIRED, PENDING, AccessRequest, Launcher, \
     Person, Secret, StepReviewer
-from relay.ss import parse
+from relay.ss import parse, refusals
 
 log = logging.getLogger("relay.ss")
 
@@ -564,14 +564,14 @@ class SecretServerClient(_Reads):
 
     @staticmethod
     def _auth_error(e: RequestRejected, error: type[AuthenticationFailed]) -> AuthenticationFailed:
-        said = f"{e.error_code} {e.args[0] if e.args else ''}".lower()
-        otp = any(w in said for w in ("otp", "one-time", "one time", "two factor", "2fa",
-                                      "two-factor"))
+        otp = refusals.wants_otp(e)
         if error is SessionExpired:
             return SessionExpired("Secret Server refused the refresh token", path=TOKEN_PATH,
                                   status=e.status)
-        what = "a one-time password (OTP) is required or wrong" if otp else "sign-in refused"
-        return error(f"Secret Server: {what}", path=TOKEN_PATH, status=e.status, otp_required=otp)
+        if otp:
+            return OtpRequired("Secret Server: a one-time password (OTP) is required or wrong",
+                               path=TOKEN_PATH, status=e.status)
+        return error("Secret Server: sign-in refused", path=TOKEN_PATH, status=e.status)
 
     # ------------------------------------------------------------------ health
     def healthcheck(self) -> bool:
@@ -699,17 +699,7 @@ class SecretServerClient(_Reads):
             raise _AuthRejected(status)
         body = _json_body(resp, path)
         if 400 <= status < 500:
-            d = body if isinstance(body, dict) else {}
-            code = d.get("errorCode") if isinstance(d.get("errorCode"), str) else ""
-            message = next((d[k] for k in ("message", "error_description", "error")
-                            if isinstance(d.get(k), str) and d[k]), f"HTTP {status}")
-            if code == "API_AccessDenied":
-                raise AccessDenied(f"Secret Server: {message}", path=path, status=status)
-            if not code and isinstance(d.get("error"), str):
-                code = d["error"]           # token endpoint: {"error": "invalid_grant", ...}
-            state = d.get("modelState") if isinstance(d.get("modelState"), dict) else None
-            raise RequestRejected(f"Secret Server: {message[:300]}", path=path, status=status,
-                                  error_code=code, model_state=state)
+            raise refusals.refusal(status, body, path)   # AccessDenied or a RequestRejected kind
         if not 200 <= status < 300:
             raise SecretServerBadResponse(f"unexpected HTTP {status}", path=path, status=status)
         return body
