@@ -21,11 +21,21 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
-from .errors import (AccessDenied, RequestRejected, SecretServerBadResponse, SecretServerError,
-                     SecretServerUnavailable, SessionExpired)
+from .errors import (
+    AccessDenied,
+    CommentRequired,
+    RequestRejected,
+    SecretServerBadResponse,
+    SecretServerError,
+    SecretServerUnavailable,
+    SessionExpired,
+    TicketRequired,
+)
 from .model import AccessRequest, Launcher, Secret
 from .sessions import NeedsSignIn, Sessions
 
@@ -39,19 +49,26 @@ PROMPT_MAX_CHARS = 255
 COMMENT_MAX_CHARS = 1000
 TICKET_MAX_CHARS = 100
 
-# step kinds
-RESULTS = "results"          # search: the secrets found (possibly none)
-SIGN_IN = "sign_in"          # no usable session: sign in first
-FAILED = "failed"            # SS could not be asked, or refused: `detail` says why
-NOTHING = "nothing"          # nothing launchable: the secret's page and `detail` (a plain reason)
-CHOOSE = "choose"            # several launchers: the person picks one
-PROMPT = "prompt"            # the launcher asks for a value (a host): ask in a modal
-LAUNCHED = "launched"        # SS started the launch: `url` opens it in a browser
-HANDOFF = "handoff"          # SS started the launch: `url` is for its launcher app on the person's computer
-FORM = "form"                # request access: show the form for `secret`
-INVALID = "invalid"          # the form needs fixing: `field_errors`
-CREATED = "created"          # the access request exists in SS: `request`
-NOT_NEEDED = "not_needed"    # the secret does not need approval: open it in SS
+
+
+class StepKind(StrEnum):
+    RESULTS = "results"          # search: the secrets found (possibly none)
+    SIGN_IN = "sign_in"          # no usable session: sign in first
+    FAILED = "failed"            # SS could not be asked, or refused: `detail` says why
+    NOTHING = "nothing"          # nothing launchable: the secret's page and `detail` (a plain reason)
+    CHOOSE = "choose"            # several launchers: the person picks one
+    PROMPT = "prompt"            # the launcher asks for a value (a host): ask in a modal
+    LAUNCHED = "launched"        # SS started the launch: `url` opens it in a browser
+    HANDOFF = "handoff"          # SS started the launch: `url` is for its launcher app on the person's computer
+    FORM = "form"                # request access: show the form for `secret`
+    INVALID = "invalid"          # the form needs fixing: `field_errors`
+    CREATED = "created"          # the access request exists in SS: `request`
+    NOT_NEEDED = "not_needed"    # the secret does not need approval: open it in SS
+
+
+RESULTS, SIGN_IN, FAILED, NOTHING = StepKind.RESULTS, StepKind.SIGN_IN, StepKind.FAILED, StepKind.NOTHING
+CHOOSE, PROMPT, LAUNCHED, HANDOFF = StepKind.CHOOSE, StepKind.PROMPT, StepKind.LAUNCHED, StepKind.HANDOFF
+FORM, INVALID, CREATED, NOT_NEEDED = StepKind.FORM, StepKind.INVALID, StepKind.CREATED, StepKind.NOT_NEEDED
 
 NO_LAUNCHER = "This secret has no launcher in Secret Server. Open it there instead."
 LAUNCHER_GONE = "That launcher is no longer available on this secret."
@@ -157,21 +174,107 @@ def ss_sentence(exc: SecretServerError) -> str:
     return "Secret Server could not do that just now. Try again in a minute."
 
 
-@dataclass(frozen=True)
-class Step:
-    """What happened, for the Slack layer to render."""
+# ---------------------------------------------------------------------- steps
+# What happened, for the Slack layer to render: one small type per kind, each carrying exactly
+# what that kind needs (`kind` names it for logs and tests).
 
-    kind: str
+@dataclass(frozen=True)
+class Results:
+    kind: ClassVar[StepKind] = RESULTS
+    secrets: tuple[Secret, ...]
+
+
+@dataclass(frozen=True)
+class SignIn:
+    kind: ClassVar[StepKind] = SIGN_IN
+    secret_id: int | None = None       # the secret a Launch was for, to offer it again after
+
+
+@dataclass(frozen=True)
+class Failed:
+    kind: ClassVar[StepKind] = FAILED
+    detail: str
     secret_id: int | None = None
     secret: Secret | None = None
-    secrets: tuple[Secret, ...] = ()
-    launchers: tuple[Launcher, ...] = ()
     launcher: Launcher | None = None
-    url: str = ""
-    detail: str = ""
-    request: AccessRequest | None = None
-    field_errors: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Nothing:
+    kind: ClassVar[StepKind] = NOTHING
+    secret: Secret
+    detail: str
+    launcher: Launcher | None = None
+
+
+@dataclass(frozen=True)
+class Choose:
+    kind: ClassVar[StepKind] = CHOOSE
+    secret: Secret
+    launchers: tuple[Launcher, ...]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    kind: ClassVar[StepKind] = PROMPT
+    secret: Secret
+    launcher: Launcher
+
+
+@dataclass(frozen=True)
+class PromptInvalid:
+    kind: ClassVar[StepKind] = INVALID
+    secret: Secret
+    launcher: Launcher
+    error: str                         # why the value given was refused (shown on the field)
+
+
+@dataclass(frozen=True)
+class Launched:
+    kind: ClassVar[StepKind] = LAUNCHED
+    secret: Secret
+    launcher: Launcher
+    url: str
+
+
+@dataclass(frozen=True)
+class Handoff:
+    kind: ClassVar[StepKind] = HANDOFF
+    secret: Secret
+    launcher: Launcher
+    url: str
+
+
+@dataclass(frozen=True)
+class Form:
+    kind: ClassVar[StepKind] = FORM
+    secret: Secret
+
+
+@dataclass(frozen=True)
+class NotNeeded:
+    kind: ClassVar[StepKind] = NOT_NEEDED
+    secret: Secret
+
+
+@dataclass(frozen=True)
+class FormInvalid:
+    kind: ClassVar[StepKind] = INVALID
+    secret_id: int
+    field_errors: dict[str, str]
     needs_ticket: bool = False
+
+
+@dataclass(frozen=True)
+class Created:
+    kind: ClassVar[StepKind] = CREATED
+    secret_id: int
+    request: AccessRequest
+
+
+Step = (Results | SignIn | Failed | Nothing | Choose | Prompt | PromptInvalid | Launched | Handoff | Form
+        | NotNeeded | FormInvalid | Created)
+_Read = TypeVar("_Read")
 
 
 @dataclass(frozen=True)
@@ -208,24 +311,24 @@ class Secrets:
     def _expired(self, slack_user: str) -> Step:
         self.sessions.expired(slack_user)
         self.forget(slack_user)
-        return Step(SIGN_IN)
+        return SignIn()
 
     # ------------------------------------------------------------------ search
     def search(self, slack_user: str, text: str) -> Step:
         """The top three secrets matching `text` that this person can see in SS."""
         text = (text or "").strip()
         if validate_search(text):
-            return Step(FAILED, detail=validate_search(text))
+            return Failed(validate_search(text))
         try:
             found = self._api(slack_user).search_secrets(text, take=SEARCH_TAKE)
         except NeedsSignIn:
-            return Step(SIGN_IN)
+            return SignIn()
         except SessionExpired:
             return self._expired(slack_user)
         except SecretServerError as exc:
             log.warning("secret search failed", extra={"slack_user": slack_user, "error": type(exc).__name__})
-            return Step(FAILED, detail=ss_sentence(exc))
-        return Step(RESULTS, secrets=tuple(found[:SEARCH_TAKE]))
+            return Failed(ss_sentence(exc))
+        return Results(tuple(found[:SEARCH_TAKE]))
 
     # ------------------------------------------------------------------ recent (Home tab)
     def forget(self, slack_user: str) -> None:
@@ -264,18 +367,19 @@ class Secrets:
         return Recent(found)
 
     # ------------------------------------------------------------------ launch
-    def _as_person(self, slack_user: str, secret_id: int, read):
+    def _as_person(self, slack_user: str, secret_id: int, read: Callable[[Any], _Read]) -> _Read | Step:
         """`read(api)` with this person's session, or the Step that explains why it could not run."""
         try:
             return read(self._api(slack_user))
         except NeedsSignIn:
-            return Step(SIGN_IN, secret_id)
+            return SignIn(secret_id)
         except SessionExpired:
             return self._expired(slack_user)
         except SecretServerError as exc:
-            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+            return Failed(ss_sentence(exc), secret_id)
 
-    def _read_launchers(self, slack_user: str, secret_id: int):
+    def _read_launchers(self, slack_user: str, secret_id: int) \
+            -> tuple[Any, Secret, tuple[Launcher, ...]] | Step:
         """(api, secret, launchers) as this person sees them, or the Step that explains why not."""
         return self._as_person(slack_user, secret_id,
                                lambda api: (api, api.secret_summary(secret_id), api.launchers(secret_id)))
@@ -288,12 +392,12 @@ class Secrets:
             return read
         api, secret, launchers = read
         if not launchers:
-            return Step(NOTHING, secret_id, secret, detail=NO_LAUNCHER)
+            return Nothing(secret, NO_LAUNCHER)
         if len(launchers) > 1:
-            return Step(CHOOSE, secret_id, secret, launchers=launchers)
+            return Choose(secret, launchers)
         only = launchers[0]
         if only.prompted:
-            return Step(PROMPT, secret_id, secret, launchers=launchers, launcher=only)
+            return Prompt(secret, only)
         return self._launch(api, slack_user, secret, only, None)
 
     def launch(self, slack_user: str, secret_id: int, launcher_id: int, prompt_value: str | None = None) -> Step:
@@ -306,17 +410,16 @@ class Secrets:
         api, secret, launchers = read
         launcher = next((x for x in launchers if x.launcher_id == int(launcher_id)), None)
         if launcher is None:
-            return Step(NOTHING, secret_id, secret, detail=LAUNCHER_GONE if launchers else NO_LAUNCHER)
+            return Nothing(secret, LAUNCHER_GONE if launchers else NO_LAUNCHER)
         value = (prompt_value or "").strip() or None
         if launcher.prompted:
             if value is None:
-                return Step(PROMPT, secret_id, secret, launchers=launchers, launcher=launcher)
+                return Prompt(secret, launcher)
             problem = validate_prompt(value)
             if not problem and launcher.restricted_hosts and value not in launcher.restricted_hosts:
                 problem = "Pick one of the hosts this launcher allows."
             if problem:
-                return Step(INVALID, secret_id, secret, launchers=launchers, launcher=launcher,
-                            field_errors={"prompt": problem})
+                return PromptInvalid(secret, launcher, problem)
         else:
             value = None
         return self._launch(api, slack_user, secret, launcher, value)
@@ -328,17 +431,16 @@ class Secrets:
             return self._expired(slack_user)
         except (RequestRejected, AccessDenied) as exc:
             # SS will not launch it (approval needed, checked out, not allowed...): say why
-            return Step(NOTHING, secret.id, secret, launcher=launcher,
-                        detail=f"Secret Server did not launch it: {_ss_message(exc) or 'refused'}")
+            return Nothing(secret, f"Secret Server did not launch it: {_ss_message(exc) or 'refused'}")
         except SecretServerError as exc:
-            return Step(FAILED, secret.id, secret, launcher=launcher, detail=ss_sentence(exc))
+            return Failed(ss_sentence(exc), secret.id, secret, launcher)
         link = launch_link(launched, self.ss_base)
         log.info("secret launched from slack", extra={"slack_user": slack_user, "secret_id": secret.id,
                                                       "launcher_id": launcher.launcher_id})
         if not link.url:
-            return Step(NOTHING, secret.id, secret, launcher=launcher, detail=NO_LINK)
-        return Step(LAUNCHED if link.in_browser else HANDOFF, secret.id, secret, launcher=launcher,
-                    url=link.url)
+            return Nothing(secret, NO_LINK, launcher)
+        started = Launched if link.in_browser else Handoff
+        return started(secret, launcher, link.url)
 
     def launchable(self, slack_user: str, secret_id: int) -> bool:
         """For the requester's "approved" message: False only when SS, asked as that person,
@@ -361,31 +463,27 @@ class Secrets:
         if isinstance(secret, Step):
             return secret
         if not secret.requires_approval:
-            return Step(NOT_NEEDED, secret_id, secret)
-        return Step(FORM, secret_id, secret)
+            return NotNeeded(secret)
+        return Form(secret)
 
     def request_access(self, slack_user: str, secret_id: int, comment: str, ticket: str = "") -> Step:
         """Create the access request in SS as this person; the poll then tells the approvers."""
         comment, ticket = (comment or "").strip(), (ticket or "").strip()
         errors = validate_request(comment, ticket)
         if errors:
-            return Step(INVALID, secret_id, field_errors=errors)
+            return FormInvalid(secret_id, errors)
         try:
             req = self._api(slack_user).create_request(secret_id, comment, ticket)
         except NeedsSignIn:
-            return Step(SIGN_IN, secret_id)
+            return SignIn(secret_id)
         except SessionExpired:
             return self._expired(slack_user)
-        except RequestRejected as exc:
-            said = " ".join([exc.error_code, str(exc), *map(str, exc.model_state)]).lower()
-            if "ticket" in said:
-                return Step(INVALID, secret_id, field_errors={"ticket": "This secret needs a ticket number."},
-                            needs_ticket=True)
-            if "comment" in said and "requestcomment" in said:
-                return Step(INVALID, secret_id, field_errors={"comment": "This secret needs a comment."})
-            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+        except TicketRequired:
+            return FormInvalid(secret_id, {"ticket": "This secret needs a ticket number."}, needs_ticket=True)
+        except CommentRequired:
+            return FormInvalid(secret_id, {"comment": "This secret needs a comment."})
         except SecretServerError as exc:
-            return Step(FAILED, secret_id, detail=ss_sentence(exc))
+            return Failed(ss_sentence(exc), secret_id)
         log.info("access requested from slack", extra={"slack_user": slack_user, "secret_id": secret_id,
                                                        "request_id": req.id})
-        return Step(CREATED, secret_id, request=req)
+        return Created(secret_id, req)

@@ -177,7 +177,10 @@ class Interactions:
         self.fast = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssrelay-modal")
         # ---- secrets in Slack (issue 4): search, recent secrets, launch, request access
         self.secrets = secrets_mod.Secrets(self.sessions)
-        self.secret_flows = secret_flows.SecretFlows(self)
+        self.secret_flows = secret_flows.SecretFlows(
+            self.secrets, self.sessions, self.slack, cfg.secret_url,
+            secret_flows.SlackSide(team=self._team, team_of=self._team_of, signin_url=self.signin_url,
+                                   submit=self._submit, submit_fast=self._submit_fast, dm=self._dm))
         # ---- end secrets in Slack
         self.app = build_app(cfg, self)
         self.signin = SignInPages(self.sessions, relay.people_ss, self.on_signed_in,

@@ -15,7 +15,7 @@ REASON_BLOCK = "reason"
 REASON_INPUT = "reason"
 REASON_LIMIT = 1000
 
-_VERB = {APPROVE: "approve", DENY: "deny", CANCEL: "cancel"}
+_VERB: dict[str, str] = {APPROVE: "approve", DENY: "deny", CANCEL: "cancel"}
 
 
 def explain(req: AccessRequest) -> str:
@@ -33,17 +33,18 @@ def explain(req: AccessRequest) -> str:
 
 def outcome_line(o: Outcome) -> str:
     """One mrkdwn line saying what the click did."""
-    secret = escape(o.request.secret_name) if o.request else f"request #{o.request_id}"
+    req = o.request
+    secret = escape(req.secret_name) if req else f"request #{o.request_id}"
     if o.kind == DONE:
         if o.action == APPROVE:
-            return (f":white_check_mark: You approved access to {secret}." if o.request.status == "Approved"
+            return (f":white_check_mark: You approved access to {secret}." if req and req.status == "Approved"
                     else f":white_check_mark: You approved this step; the request for {secret} moves to its "
                          f"next reviewers.")
         if o.action == DENY:
             return f":x: You denied access to {secret}."
         return f":no_entry_sign: You canceled your request for {secret}."
-    if o.kind == STALE:
-        return explain(o.request) + " Nothing was changed."
+    if o.kind == STALE and req is not None:
+        return explain(req) + " Nothing was changed."
     if o.kind == FORBIDDEN:
         return f":lock: {escape(o.detail)} Nothing was changed."
     return f":warning: {escape(o.detail)}"
@@ -52,6 +53,8 @@ def outcome_line(o: Outcome) -> str:
 def updated_card(o: Outcome, *, secret_url: str, default_hours: float) -> tuple[str, list]:
     """The source card once the request is decided (DONE or STALE): its facts, no buttons, and
     a line saying what happened."""
+    if o.request is None:
+        raise ValueError(f"updated_card needs the request ({o.kind} outcome without one)")
     text, blocks = closed_card(o.request, o.context, secret_url=secret_url, default_hours=default_hours)
     blocks = blocks + [{"type": "context", "elements": [
         {"type": "mrkdwn", "text": truncate(outcome_line(o), CONTEXT_TEXT_LIMIT)}]}]

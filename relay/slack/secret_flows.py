@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 from .. import secrets as sec
 from ..errors import SlackError
+from ..sessions import Sessions
 from . import search as sv
-
-if TYPE_CHECKING:
-    from .app import Interactions
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,29 @@ def _state_value(view: dict, block: str, action: str) -> str:
     return v if isinstance(v, str) else ""
 
 
-def register(app, handlers: "Interactions") -> None:
+class SlackCalls(Protocol):
+    """The Slack Web API client (`relay.slack` client): one method call, its data or SlackError."""
+
+    def call(self, method: str, **kwargs: Any) -> dict: ...
+
+
+@dataclass(frozen=True)
+class SlackSide:
+    """What the flows need from the Slack layer that hosts them, passed in at construction."""
+
+    team: Callable[[str], str]            # a payload's team id, or the workspace's when it has none
+    team_of: Callable[[dict], str]        # the team id in an interaction payload
+    signin_url: Callable[[str], str]      # the sign-in page's link for a sign-in state
+    submit: Callable[..., object]         # run fn(*args) on the worker pool (SS work)
+    submit_fast: Callable[..., object]    # run fn(*args) on the modal pool (trigger-bound work)
+    dm: Callable[[str, str, list], None]  # message a person (text, blocks)
+
+
+class HasSecretFlows(Protocol):
+    secret_flows: SecretFlows
+
+
+def register(app, handlers: HasSecretFlows) -> None:
     """The listeners (each acks at once; work goes to the pools)."""
 
     @app.shortcut(sv.SHORTCUT)
@@ -102,12 +124,25 @@ def register(app, handlers: "Interactions") -> None:
         handlers.secret_flows.on_request(ack, body, view)
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """Who a step is rendered for and in which modal (`form`: what a request form held)."""
+
+    user: str
+    team: str
+    title: str
+    text: str = ""
+    form: dict = field(default_factory=dict)
+
+
 class SecretFlows:
-    def __init__(self, handlers: "Interactions"):
-        self.h = handlers
-        self.secrets: sec.Secrets = handlers.secrets
-        self.slack = handlers.slack
-        self.secret_url = handlers.cfg.secret_url
+    def __init__(self, secrets: sec.Secrets, sessions: Sessions, slack: SlackCalls,
+                 secret_url: Callable[[int], str], side: SlackSide):
+        self.secrets = secrets
+        self.sessions = sessions
+        self.slack = slack
+        self.secret_url = secret_url
+        self.side = side
 
     # ------------------------------------------------------------------ Slack calls
     def _open(self, body: dict, view: dict) -> str | None:
@@ -115,8 +150,8 @@ class SecretFlows:
         trigger = body.get("trigger_id")
         if not isinstance(trigger, str) or not trigger:
             return None
-        container = body.get("container") if isinstance(body.get("container"), dict) else {}
-        source = body.get("view") if isinstance(body.get("view"), dict) else {}
+        container: dict = body["container"] if isinstance(body.get("container"), dict) else {}
+        source: dict = body["view"] if isinstance(body.get("view"), dict) else {}
         method = "views.push" if container.get("type") == "view" and source.get("type") == "modal" else "views.open"
         try:
             data = self.slack.call(method, trigger_id=trigger, view=view)
@@ -138,60 +173,82 @@ class SecretFlows:
             log.warning("could not update the modal", extra={"error": exc.error})
 
     def _signin_modal(self, user: str, team: str, title: str, why: str, pending: dict | None = None) -> dict:
-        state = self.h.sessions.new_state(self.h._team(team), user, pending)
-        return sv.signin_modal(title, self.h.signin_url(state), why)
+        state = self.sessions.new_state(self.side.team(team), user, pending)
+        return sv.signin_modal(title, self.side.signin_url(state), why)
 
     def render(self, step: sec.Step, user: str, team: str, *, title: str, text: str = "",
                form: dict | None = None) -> dict:
-        """The modal for a step of the workflow."""
-        k = step.kind
-        if k == sec.SIGN_IN:
-            pending = {"action": LAUNCH_PENDING, "secret_id": step.secret_id} if (
-                title == "Launch" and step.secret_id) else None
-            return self._signin_modal(user, team, title, "Your Secret Server session has ended: sign in "
-                                                         "again, then try once more.", pending)
-        if k == sec.RESULTS:
-            return sv.results_modal(text, step.secrets, self.secret_url)
-        if k == sec.FAILED:
-            return sv.message_modal(title, f":warning: {sv.escape(step.detail)}", secret=step.secret,
-                                    secret_url=self.secret_url)
-        if k == sec.NOTHING:
-            return sv.nothing_modal(step.secret, step.secret_id, step.detail, self.secret_url,
-                                    offer_request=bool(step.secret and step.secret.requires_approval))
-        if k == sec.CHOOSE:
-            return sv.launcher_picker(step.secret, step.launchers, self.secret_url)
-        if k == sec.PROMPT:
-            return sv.prompt_modal(step.secret, step.launcher, self.secret_url)
-        if k == sec.LAUNCHED:
-            return sv.launched_modal(step.secret, step.launcher, step.url, self.secret_url)
-        if k == sec.HANDOFF and step.secret is not None:
-            return sv.handoff_modal(step.secret, step.launcher, step.url, self.secret_url)
-        if k == sec.FORM:
-            return sv.request_modal(step.secret.id, step.secret.name)
-        if k == sec.NOT_NEEDED:
-            return sv.message_modal(title, "This secret does not need approval: open it in Secret Server.",
-                                    secret=step.secret, secret_url=self.secret_url)
-        if k == sec.CREATED:
-            return sv.request_sent_modal((form or {}).get("name") or step.request.secret_name, step.request.id)
-        if k == sec.INVALID and title == "Launch":
-            return sv.prompt_modal(step.secret, step.launcher, self.secret_url,
-                                   error=step.field_errors.get("prompt", ""))
-        if k == sec.INVALID:
-            f = form or {}
-            return sv.request_modal(step.secret_id, f.get("name") or f"secret #{step.secret_id}",
-                                    needs_ticket=step.needs_ticket or bool(f.get("needs_ticket")),
-                                    errors=step.field_errors, comment=f.get("comment", ""),
-                                    ticket=f.get("ticket", ""))
-        return sv.message_modal(title, "Something unexpected happened; nothing was changed.")
+        """The modal for a step of the workflow (one builder per kind of step)."""
+        build = self._BUILDERS.get(type(step))
+        asked = _Asked(user, team, title, text, form or {})
+        if build is None:
+            return sv.message_modal(title, "Something unexpected happened; nothing was changed.")
+        return build(self, step, asked)
+
+    def _sign_in(self, step: sec.SignIn, a: _Asked) -> dict:
+        pending = {"action": LAUNCH_PENDING, "secret_id": step.secret_id} if (
+            a.title == "Launch" and step.secret_id) else None
+        return self._signin_modal(a.user, a.team, a.title, "Your Secret Server session has ended: sign in "
+                                                           "again, then try once more.", pending)
+
+    def _results(self, step: sec.Results, a: _Asked) -> dict:
+        return sv.results_modal(a.text, step.secrets, self.secret_url)
+
+    def _failed(self, step: sec.Failed, a: _Asked) -> dict:
+        return sv.message_modal(a.title, f":warning: {sv.escape(step.detail)}", secret=step.secret,
+                                secret_url=self.secret_url)
+
+    def _nothing(self, step: sec.Nothing, a: _Asked) -> dict:
+        return sv.nothing_modal(step.secret, step.secret.id, step.detail, self.secret_url,
+                                offer_request=step.secret.requires_approval)
+
+    def _choose(self, step: sec.Choose, a: _Asked) -> dict:
+        return sv.launcher_picker(step.secret, step.launchers, self.secret_url)
+
+    def _prompt(self, step: sec.Prompt, a: _Asked) -> dict:
+        return sv.prompt_modal(step.secret, step.launcher, self.secret_url)
+
+    def _prompt_invalid(self, step: sec.PromptInvalid, a: _Asked) -> dict:
+        return sv.prompt_modal(step.secret, step.launcher, self.secret_url, error=step.error)
+
+    def _launched(self, step: sec.Launched, a: _Asked) -> dict:
+        return sv.launched_modal(step.secret, step.launcher, step.url, self.secret_url)
+
+    def _handoff(self, step: sec.Handoff, a: _Asked) -> dict:
+        return sv.handoff_modal(step.secret, step.launcher, step.url, self.secret_url)
+
+    def _form(self, step: sec.Form, a: _Asked) -> dict:
+        return sv.request_modal(step.secret.id, step.secret.name)
+
+    def _not_needed(self, step: sec.NotNeeded, a: _Asked) -> dict:
+        return sv.message_modal(a.title, "This secret does not need approval: open it in Secret Server.",
+                                secret=step.secret, secret_url=self.secret_url)
+
+    def _created(self, step: sec.Created, a: _Asked) -> dict:
+        return sv.request_sent_modal(a.form.get("name") or step.request.secret_name, step.request.id)
+
+    def _form_invalid(self, step: sec.FormInvalid, a: _Asked) -> dict:
+        f = a.form
+        return sv.request_modal(step.secret_id, f.get("name") or f"secret #{step.secret_id}",
+                                needs_ticket=step.needs_ticket or bool(f.get("needs_ticket")),
+                                errors=step.field_errors, comment=f.get("comment", ""),
+                                ticket=f.get("ticket", ""))
+
+    _BUILDERS: ClassVar[dict[type, Callable[[SecretFlows, Any, _Asked], dict]]] = {
+        sec.SignIn: _sign_in, sec.Results: _results, sec.Failed: _failed, sec.Nothing: _nothing,
+        sec.Choose: _choose, sec.Prompt: _prompt, sec.PromptInvalid: _prompt_invalid,
+        sec.Launched: _launched, sec.Handoff: _handoff, sec.Form: _form, sec.NotNeeded: _not_needed,
+        sec.Created: _created, sec.FormInvalid: _form_invalid,
+    }
 
     # ------------------------------------------------------------------ search
     def on_shortcut(self, body: dict) -> None:
-        user, team = body["user"]["id"], self.h._team_of(body)
-        self.h._submit_fast(self._open_search, body, user, team)
+        user, team = body["user"]["id"], self.side.team_of(body)
+        self.side.submit_fast(self._open_search, body, user, team)
 
     def _open_search(self, body: dict, user: str, team: str) -> None:
         # no SS call before views.open: the trigger lasts 3 seconds
-        if self.h.sessions.has_session(user):
+        if self.sessions.has_session(user):
             view = sv.search_modal()
         else:
             view = self._signin_modal(user, team, "Search secrets",
@@ -206,13 +263,13 @@ class SecretFlows:
             return
         ack(response_action="update", view=sv.searching_modal(text))
         acked = time.monotonic()
-        user, team = body["user"]["id"], self.h._team_of(body)
+        user, team = body["user"]["id"], self.side.team_of(body)
 
         def work():
             step = self.secrets.search(user, text)
             self._update(view.get("id"), self.render(step, user, team, title="Search secrets", text=text),
                          acked_at=acked)
-        self.h._submit(work)
+        self.side.submit(work)
 
     # ------------------------------------------------------------------ launch
     def on_launch(self, body: dict, action: dict) -> None:
@@ -220,11 +277,11 @@ class SecretFlows:
         if secret_id is None:
             log.warning("launch click without a secret id")
             return
-        user, team = body["user"]["id"], self.h._team_of(body)
-        self.h._submit_fast(self._start_launch, body, user, team, secret_id)
+        user, team = body["user"]["id"], self.side.team_of(body)
+        self.side.submit_fast(self._start_launch, body, user, team, secret_id)
 
     def _start_launch(self, body: dict, user: str, team: str, secret_id: int) -> None:
-        if not self.h.sessions.has_session(user):
+        if not self.sessions.has_session(user):
             self._open(body, self._signin_modal(
                 user, team, "Launch", "Sign in to Secret Server to launch this secret. You get the "
                                       "Launch button again right after.", {"action": LAUNCH_PENDING,
@@ -237,7 +294,7 @@ class SecretFlows:
         def work():
             step = self.secrets.launch_options(user, secret_id)
             self._update(view_id, self.render(step, user, team, title="Launch"))
-        self.h._submit(work)
+        self.side.submit(work)
 
     def on_pick(self, body: dict, action: dict) -> None:
         sid, _, lid = str(action.get("value", "")).partition(":")
@@ -246,12 +303,12 @@ class SecretFlows:
         if secret_id is None or launcher_id is None or not view_id:
             log.warning("launcher pick without ids")
             return
-        user, team = body["user"]["id"], self.h._team_of(body)
+        user, team = body["user"]["id"], self.side.team_of(body)
 
         def work():
             step = self.secrets.launch(user, secret_id, launcher_id)
             self._update(view_id, self.render(step, user, team, title="Launch"))
-        self.h._submit(work)
+        self.side.submit(work)
 
     def on_prompt(self, ack, body: dict, view: dict) -> None:
         meta = view_metadata(view)
@@ -265,23 +322,23 @@ class SecretFlows:
             return
         ack(response_action="update", view=sv.loading_modal("Launch", "Launching…"))
         acked = time.monotonic()
-        user, team = body["user"]["id"], self.h._team_of(body)
+        user, team = body["user"]["id"], self.side.team_of(body)
 
         def work():
             step = self.secrets.launch(user, secret_id, launcher_id, value)
             self._update(view.get("id"), self.render(step, user, team, title="Launch"), acked_at=acked)
-        self.h._submit(work)
+        self.side.submit(work)
 
     # ------------------------------------------------------------------ request access
     def on_request_click(self, body: dict, action: dict) -> None:
         secret_id = _int(action.get("value"))
         if secret_id is None:
             return
-        user, team = body["user"]["id"], self.h._team_of(body)
-        self.h._submit_fast(self._start_request, body, user, team, secret_id)
+        user, team = body["user"]["id"], self.side.team_of(body)
+        self.side.submit_fast(self._start_request, body, user, team, secret_id)
 
     def _start_request(self, body: dict, user: str, team: str, secret_id: int) -> None:
-        if not self.h.sessions.has_session(user):
+        if not self.sessions.has_session(user):
             self._open(body, self._signin_modal(user, team, "Request access",
                                                 "Sign in to Secret Server to ask for access."))
             return
@@ -292,7 +349,7 @@ class SecretFlows:
         def work():
             step = self.secrets.access_form(user, secret_id)
             self._update(view_id, self.render(step, user, team, title="Request access"))
-        self.h._submit(work)
+        self.side.submit(work)
 
     def on_request(self, ack, body: dict, view: dict) -> None:
         meta = view_metadata(view)
@@ -310,7 +367,7 @@ class SecretFlows:
             return
         ack(response_action="update", view=sv.loading_modal("Request access", "Sending your request…"))
         acked = time.monotonic()
-        user, team = body["user"]["id"], self.h._team_of(body)
+        user, team = body["user"]["id"], self.side.team_of(body)
         name = str(meta.get("name") or "")[:200]
         form = {"name": name, "comment": comment, "ticket": ticket, "needs_ticket": bool(meta.get("needs_ticket"))}
 
@@ -318,7 +375,7 @@ class SecretFlows:
             step = self.secrets.request_access(user, secret_id, comment, ticket)
             self._update(view.get("id"), self.render(step, user, team, title="Request access", form=form),
                          acked_at=acked)
-        self.h._submit(work)
+        self.side.submit(work)
 
     # ------------------------------------------------------------------ after sign-in
     def after_signin(self, slack_user: str, pending: dict) -> bool:
@@ -333,5 +390,5 @@ class SecretFlows:
         blocks = [{"type": "section", "text": {"type": "mrkdwn",
                                                "text": f"{text} {sv.link(self.secret_url(secret_id), 'open its page')}"},
                    "accessory": sv.launch_button(secret_id)}]
-        self.h._dm(slack_user, text, blocks)
+        self.side.dm(slack_user, text, blocks)
         return True
