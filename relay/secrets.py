@@ -1,7 +1,8 @@
 """Secrets from Slack, without Slack: search, recent secrets, launching and asking for access.
 
 No Slack here (house rule 4): `relay/slack/secret_flows.py` turns clicks and modal submissions
-into calls on `Secrets` and renders the step it gets back.
+into calls on `Secrets` and renders the step it gets back (one type per kind, in
+`relay.secret_steps`).
 
 Everything runs as the person who asked, with their own SS session (`Sessions.api_for`):
 SS decides what they may see, launch or request, and audits it as them. Only metadata
@@ -23,8 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from .errors import (
     AccessDenied,
@@ -36,7 +36,23 @@ from .errors import (
     SessionExpired,
     TicketRequired,
 )
-from .model import AccessRequest, Launcher, Secret
+from .model import Launcher, Secret
+from .secret_steps import (
+    Choose,
+    Created,
+    Failed,
+    Form,
+    FormInvalid,
+    Handoff,
+    Launched,
+    Nothing,
+    NotNeeded,
+    Prompt,
+    PromptInvalid,
+    Results,
+    SignIn,
+    Step,
+)
 from .sessions import NeedsSignIn, Sessions
 
 log = logging.getLogger(__name__)
@@ -50,25 +66,6 @@ COMMENT_MAX_CHARS = 1000
 TICKET_MAX_CHARS = 100
 
 
-
-class StepKind(StrEnum):
-    RESULTS = "results"          # search: the secrets found (possibly none)
-    SIGN_IN = "sign_in"          # no usable session: sign in first
-    FAILED = "failed"            # SS could not be asked, or refused: `detail` says why
-    NOTHING = "nothing"          # nothing launchable: the secret's page and `detail` (a plain reason)
-    CHOOSE = "choose"            # several launchers: the person picks one
-    PROMPT = "prompt"            # the launcher asks for a value (a host): ask in a modal
-    LAUNCHED = "launched"        # SS started the launch: `url` opens it in a browser
-    HANDOFF = "handoff"          # SS started the launch: `url` is for its launcher app on the person's computer
-    FORM = "form"                # request access: show the form for `secret`
-    INVALID = "invalid"          # the form needs fixing: `field_errors`
-    CREATED = "created"          # the access request exists in SS: `request`
-    NOT_NEEDED = "not_needed"    # the secret does not need approval: open it in SS
-
-
-RESULTS, SIGN_IN, FAILED, NOTHING = StepKind.RESULTS, StepKind.SIGN_IN, StepKind.FAILED, StepKind.NOTHING
-CHOOSE, PROMPT, LAUNCHED, HANDOFF = StepKind.CHOOSE, StepKind.PROMPT, StepKind.LAUNCHED, StepKind.HANDOFF
-FORM, INVALID, CREATED, NOT_NEEDED = StepKind.FORM, StepKind.INVALID, StepKind.CREATED, StepKind.NOT_NEEDED
 
 NO_LAUNCHER = "This secret has no launcher in Secret Server. Open it there instead."
 LAUNCHER_GONE = "That launcher is no longer available on this secret."
@@ -174,106 +171,6 @@ def ss_sentence(exc: SecretServerError) -> str:
     return "Secret Server could not do that just now. Try again in a minute."
 
 
-# ---------------------------------------------------------------------- steps
-# What happened, for the Slack layer to render: one small type per kind, each carrying exactly
-# what that kind needs (`kind` names it for logs and tests).
-
-@dataclass(frozen=True)
-class Results:
-    kind: ClassVar[StepKind] = RESULTS
-    secrets: tuple[Secret, ...]
-
-
-@dataclass(frozen=True)
-class SignIn:
-    kind: ClassVar[StepKind] = SIGN_IN
-    secret_id: int | None = None       # the secret a Launch was for, to offer it again after
-
-
-@dataclass(frozen=True)
-class Failed:
-    kind: ClassVar[StepKind] = FAILED
-    detail: str
-    secret_id: int | None = None
-    secret: Secret | None = None
-    launcher: Launcher | None = None
-
-
-@dataclass(frozen=True)
-class Nothing:
-    kind: ClassVar[StepKind] = NOTHING
-    secret: Secret
-    detail: str
-    launcher: Launcher | None = None
-
-
-@dataclass(frozen=True)
-class Choose:
-    kind: ClassVar[StepKind] = CHOOSE
-    secret: Secret
-    launchers: tuple[Launcher, ...]
-
-
-@dataclass(frozen=True)
-class Prompt:
-    kind: ClassVar[StepKind] = PROMPT
-    secret: Secret
-    launcher: Launcher
-
-
-@dataclass(frozen=True)
-class PromptInvalid:
-    kind: ClassVar[StepKind] = INVALID
-    secret: Secret
-    launcher: Launcher
-    error: str                         # why the value given was refused (shown on the field)
-
-
-@dataclass(frozen=True)
-class Launched:
-    kind: ClassVar[StepKind] = LAUNCHED
-    secret: Secret
-    launcher: Launcher
-    url: str
-
-
-@dataclass(frozen=True)
-class Handoff:
-    kind: ClassVar[StepKind] = HANDOFF
-    secret: Secret
-    launcher: Launcher
-    url: str
-
-
-@dataclass(frozen=True)
-class Form:
-    kind: ClassVar[StepKind] = FORM
-    secret: Secret
-
-
-@dataclass(frozen=True)
-class NotNeeded:
-    kind: ClassVar[StepKind] = NOT_NEEDED
-    secret: Secret
-
-
-@dataclass(frozen=True)
-class FormInvalid:
-    kind: ClassVar[StepKind] = INVALID
-    secret_id: int
-    field_errors: dict[str, str]
-    needs_ticket: bool = False
-
-
-@dataclass(frozen=True)
-class Created:
-    kind: ClassVar[StepKind] = CREATED
-    secret_id: int
-    request: AccessRequest
-
-
-Step = (Results | SignIn | Failed | Nothing | Choose | Prompt | PromptInvalid | Launched | Handoff | Form
-        | NotNeeded | FormInvalid | Created)
 _Read = TypeVar("_Read")
 
 

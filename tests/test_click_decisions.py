@@ -7,7 +7,7 @@ from typing import get_args
 
 import pytest
 
-from relay import secrets as sec
+from relay import secret_steps as steps
 from relay.actions import (
     APPROVE,
     BUSY,
@@ -121,6 +121,6 @@ def test_click_builds_outcomes_with_what_each_kind_needs():
 
 
 def test_every_secrets_step_has_a_builder():
-    kinds = get_args(sec.Step)
+    kinds = get_args(steps.Step)
     assert set(SecretFlows._BUILDERS) == set(kinds)
-    assert {k.kind for k in kinds} == set(sec.StepKind)
+    assert {k.kind for k in kinds} == set(steps.StepKind)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from .. import secret_steps as steps
 from .. import secrets as sec
 from ..errors import SlackError
 from ..sessions import Sessions
@@ -176,7 +177,7 @@ class SecretFlows:
         state = self.sessions.new_state(self.side.team(team), user, pending)
         return sv.signin_modal(title, self.side.signin_url(state), why)
 
-    def render(self, step: sec.Step, user: str, team: str, *, title: str, text: str = "",
+    def render(self, step: steps.Step, user: str, team: str, *, title: str, text: str = "",
                form: dict | None = None) -> dict:
         """The modal for a step of the workflow (one builder per kind of step)."""
         build = self._BUILDERS.get(type(step))
@@ -185,49 +186,49 @@ class SecretFlows:
             return sv.message_modal(title, "Something unexpected happened; nothing was changed.")
         return build(self, step, asked)
 
-    def _sign_in(self, step: sec.SignIn, a: _Asked) -> dict:
+    def _sign_in(self, step: steps.SignIn, a: _Asked) -> dict:
         pending = {"action": LAUNCH_PENDING, "secret_id": step.secret_id} if (
             a.title == "Launch" and step.secret_id) else None
         return self._signin_modal(a.user, a.team, a.title, "Your Secret Server session has ended: sign in "
                                                            "again, then try once more.", pending)
 
-    def _results(self, step: sec.Results, a: _Asked) -> dict:
+    def _results(self, step: steps.Results, a: _Asked) -> dict:
         return sv.results_modal(a.text, step.secrets, self.secret_url)
 
-    def _failed(self, step: sec.Failed, a: _Asked) -> dict:
+    def _failed(self, step: steps.Failed, a: _Asked) -> dict:
         return sv.message_modal(a.title, f":warning: {sv.escape(step.detail)}", secret=step.secret,
                                 secret_url=self.secret_url)
 
-    def _nothing(self, step: sec.Nothing, a: _Asked) -> dict:
+    def _nothing(self, step: steps.Nothing, a: _Asked) -> dict:
         return sv.nothing_modal(step.secret, step.secret.id, step.detail, self.secret_url,
                                 offer_request=step.secret.requires_approval)
 
-    def _choose(self, step: sec.Choose, a: _Asked) -> dict:
+    def _choose(self, step: steps.Choose, a: _Asked) -> dict:
         return sv.launcher_picker(step.secret, step.launchers, self.secret_url)
 
-    def _prompt(self, step: sec.Prompt, a: _Asked) -> dict:
+    def _prompt(self, step: steps.Prompt, a: _Asked) -> dict:
         return sv.prompt_modal(step.secret, step.launcher, self.secret_url)
 
-    def _prompt_invalid(self, step: sec.PromptInvalid, a: _Asked) -> dict:
+    def _prompt_invalid(self, step: steps.PromptInvalid, a: _Asked) -> dict:
         return sv.prompt_modal(step.secret, step.launcher, self.secret_url, error=step.error)
 
-    def _launched(self, step: sec.Launched, a: _Asked) -> dict:
+    def _launched(self, step: steps.Launched, a: _Asked) -> dict:
         return sv.launched_modal(step.secret, step.launcher, step.url, self.secret_url)
 
-    def _handoff(self, step: sec.Handoff, a: _Asked) -> dict:
+    def _handoff(self, step: steps.Handoff, a: _Asked) -> dict:
         return sv.handoff_modal(step.secret, step.launcher, step.url, self.secret_url)
 
-    def _form(self, step: sec.Form, a: _Asked) -> dict:
+    def _form(self, step: steps.Form, a: _Asked) -> dict:
         return sv.request_modal(step.secret.id, step.secret.name)
 
-    def _not_needed(self, step: sec.NotNeeded, a: _Asked) -> dict:
+    def _not_needed(self, step: steps.NotNeeded, a: _Asked) -> dict:
         return sv.message_modal(a.title, "This secret does not need approval: open it in Secret Server.",
                                 secret=step.secret, secret_url=self.secret_url)
 
-    def _created(self, step: sec.Created, a: _Asked) -> dict:
+    def _created(self, step: steps.Created, a: _Asked) -> dict:
         return sv.request_sent_modal(a.form.get("name") or step.request.secret_name, step.request.id)
 
-    def _form_invalid(self, step: sec.FormInvalid, a: _Asked) -> dict:
+    def _form_invalid(self, step: steps.FormInvalid, a: _Asked) -> dict:
         f = a.form
         return sv.request_modal(step.secret_id, f.get("name") or f"secret #{step.secret_id}",
                                 needs_ticket=step.needs_ticket or bool(f.get("needs_ticket")),
@@ -235,10 +236,10 @@ class SecretFlows:
                                 ticket=f.get("ticket", ""))
 
     _BUILDERS: ClassVar[dict[type, Callable[[SecretFlows, Any, _Asked], dict]]] = {
-        sec.SignIn: _sign_in, sec.Results: _results, sec.Failed: _failed, sec.Nothing: _nothing,
-        sec.Choose: _choose, sec.Prompt: _prompt, sec.PromptInvalid: _prompt_invalid,
-        sec.Launched: _launched, sec.Handoff: _handoff, sec.Form: _form, sec.NotNeeded: _not_needed,
-        sec.Created: _created, sec.FormInvalid: _form_invalid,
+        steps.SignIn: _sign_in, steps.Results: _results, steps.Failed: _failed, steps.Nothing: _nothing,
+        steps.Choose: _choose, steps.Prompt: _prompt, steps.PromptInvalid: _prompt_invalid,
+        steps.Launched: _launched, steps.Handoff: _handoff, steps.Form: _form, steps.NotNeeded: _not_needed,
+        steps.Created: _created, steps.FormInvalid: _form_invalid,
     }
 
     # ------------------------------------------------------------------ search
