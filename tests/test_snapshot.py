@@ -4,7 +4,7 @@ with literals (as sqlite-utils' own tests do)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -16,10 +16,10 @@ from relay.sync import Diff, Event, Known
 CET = timezone(timedelta(hours=1))
 NOW = datetime(2026, 11, 28, 11, 0, tzinfo=CET)          # 10:00 UTC: stamps are stored in UTC
 STAMP = "2026-11-28T10:00:00+00:00"
-LATER = datetime(2026, 11, 28, 10, 30, tzinfo=timezone.utc)
+LATER = datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
 LATER_STAMP = "2026-11-28T10:30:00+00:00"
-T1 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
-T2 = datetime(2026, 11, 28, 18, 0, tzinfo=timezone.utc)
+T1 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+T2 = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
 ALICE, BOB, RITA = 11, 12, 20
 
 ROW = ("id, secret_id, secret_name, folder_id, folder_name, requester_id, requester_username, status, comment, "
@@ -40,9 +40,9 @@ def rows(db, sql: str, params=()) -> list[tuple]:
 
 
 def req(rid: int = 1, status: str = "Pending", **kw) -> AccessRequest:
-    base: dict = dict(id=rid, secret_id=1000 + rid, secret_name=f"db-{rid}", folder_id=10, requester_id=RITA,
-                      requester_username="rita", status=status, comment="deploy", ticket="INC-1",
-                      requested_at=T1)
+    base: dict = {"id": rid, "secret_id": 1000 + rid, "secret_name": f"db-{rid}", "folder_id": 10, "requester_id": RITA,
+                  "requester_username": "rita", "status": status, "comment": "deploy", "ticket": "INC-1",
+                  "requested_at": T1}
     base.update(kw)
     return AccessRequest(**base)
 

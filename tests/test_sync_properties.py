@@ -9,7 +9,7 @@ the snapshot) are disjoint.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from relay.model import APPROVED, PENDING, STATUSES, AccessRequest
 from relay.sync import APPROVAL_REQUESTED, Diff, Event, Known, Observation, Policy, diff
 
-NOW = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 PEOPLE = (11, 12, 13, 20, 21)            # 20 and 21 also request
 EXPIRATIONS = (None, NOW - timedelta(hours=1), NOW, NOW + timedelta(hours=1))
 # Derandomized and small: the core unit tests stay under 5 s and mutation runs are repeatable.

@@ -7,21 +7,31 @@ Every test mixes requests so that skipping one (a `continue` turned into a `brea
 from __future__ import annotations
 
 from dataclasses import replace as _replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from relay.model import AccessRequest, request_to_dict
-from relay.sync import Diff, Event, Known, Observation, Plan, Policy, catch_up_window, diff, plan
+from relay.sync import (
+    Diff,
+    Event,
+    Known,
+    Observation,
+    Plan,
+    Policy,
+    catch_up_window,
+    diff,
+    plan,
+)
 
-NOW = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 ALICE, BOB, CAROL, DAVE = 11, 12, 13, 14
 RITA, SAM = 20, 21          # requesters
 DM = Policy(reviewer_cards=True)
 
 
 def req(rid: int, status: str = "Pending", requester: int = RITA, **kw) -> AccessRequest:
-    base: dict = dict(id=rid, secret_id=1000 + rid, secret_name=f"db-{rid}", folder_id=10,
-                      requester_id=requester, requester_username=f"user-{requester}", status=status,
-                      comment="deploy")
+    base: dict = {"id": rid, "secret_id": 1000 + rid, "secret_name": f"db-{rid}", "folder_id": 10,
+                  "requester_id": requester, "requester_username": f"user-{requester}", "status": status,
+                  "comment": "deploy"}
     base.update(kw)
     return AccessRequest(**base)
 
@@ -85,8 +95,9 @@ def test_several_new_requests_ask_their_reviewers_in_request_order_never_the_req
 def test_unchanged_and_unread_requests_do_not_stop_the_ones_after_them():
     same, unread, moved_before, moved_after, fresh = req(1), req(2), req(3), req(3, review_status="Step 2"), req(4)
     known = {1: Known.of(same, frozenset({ALICE})), 3: Known.of(moved_before, frozenset({ALICE}))}
+    # 1's reviewers were read too (say, a full re-read), but its record did not change: not news.
     obs = Observation(now=NOW, pending={1: same, 2: unread, 3: moved_after, 4: fresh},
-                      reviewers={3: (ALICE, BOB), 4: (CAROL,)})
+                      reviewers={1: (ALICE, CAROL), 3: (ALICE, BOB), 4: (CAROL,)})
     out = diff(known, obs, told={1: frozenset({ALICE}), 3: frozenset({ALICE}), 4: frozenset({DAVE})})
     assert out == Diff(upserts=[(moved_after, (ALICE, BOB)), (fresh, (CAROL,))],
                        events=[ev(moved_after, "approval_requested", BOB),
