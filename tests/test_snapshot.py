@@ -4,6 +4,7 @@ with literals (as sqlite-utils' own tests do)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -186,6 +187,7 @@ def test_people_are_remembered_updated_and_fresh_only_within_their_time(db):
                                               BOB: Person(BOB, "bob", "", "")}
     assert snapshot.known_people(db, LATER.astimezone(CET)) == {ALICE: Person(ALICE, "alice2", "Alice A", "a@x")}
     assert snapshot.known_people(db, LATER + timedelta(seconds=1)) == {}
+    assert snapshot.get_person(db, ALICE) == Person(ALICE, "alice2", "Alice A", "a@x")
     assert snapshot.get_person(db, BOB) == Person(BOB, "bob", "", "")
     assert snapshot.get_person(db, RITA) is None
 
@@ -203,3 +205,24 @@ def test_payloads_are_json_with_sorted_keys(db):
     snapshot.record_poll(db, Diff(events=[Event(1, "denied", RITA, {"z": [1], "a": {"y": 1, "b": 2}})]), now=NOW)
     [(payload,)] = rows(db, "SELECT payload FROM outbox")
     assert payload == json.dumps({"a": {"b": 2, "y": 1}, "z": [1]})
+
+
+@pytest.fixture
+def machine_in_new_york(monkeypatch):
+    """The host's local time zone is not UTC (containers often are; servers not always)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_stamps_are_utc_whatever_the_machine_s_time_zone(db, machine_in_new_york):
+    snapshot.record_poll(db, Diff(upserts=[(req(), ())], gone=[1]), now=NOW)
+    snapshot.remember_people(db, [Person(BOB, "bob")], NOW)
+    assert rows(db, "SELECT first_seen, updated_at FROM access_requests") == [(STAMP, STAMP)]
+    assert rows(db, "SELECT value FROM relay_state") == [(STAMP,)]
+    assert rows(db, "SELECT fetched_at FROM people") == [(STAMP,)]
+    # a freshness bound given in another zone is compared as the same instant
+    assert snapshot.known_people(db, NOW + timedelta(minutes=1)) == {}
+    assert snapshot.known_people(db, NOW.astimezone(timezone(timedelta(hours=-11)))) == {BOB: Person(BOB, "bob")}
