@@ -164,7 +164,10 @@ def test_told_counts_approval_messages_sent_or_in_flight(db):
     outbox_row(db, 2, "canceled", ALICE, "sent")
     outbox_row(db, 3, "approval_requested", BOB, "sent")
     outbox_row(db, 4, "approval_requested", BOB, "sent")
-    assert snapshot.told(db, [4, 1, 2, 1]) == {1: frozenset({ALICE, BOB}), 4: frozenset({BOB})}
+    # interrupted in flight, then superseded: the message may be out
+    outbox_row(db, 4, "approval_requested", ALICE, "superseded", maybe_delivered=1)
+    outbox_row(db, 4, "canceled", RITA, "pending", maybe_delivered=1)
+    assert snapshot.told(db, [4, 1, 2, 1]) == {1: frozenset({ALICE, BOB}), 4: frozenset({ALICE, BOB})}
     assert snapshot.told(db, []) == {}
 
 
@@ -174,6 +177,13 @@ def test_told_reads_every_id_of_a_long_list(db):
     for rid in marked:
         outbox_row(db, rid, "approval_requested", ALICE, "sent")
     assert snapshot.told(db, reversed(ids)) == {rid: frozenset({ALICE}) for rid in marked}
+
+
+def test_seen_says_which_requests_the_snapshot_holds_in_any_state(db):
+    snapshot.record_poll(db, Diff(upserts=[(req(1), ()), (req(2, "Denied"), ()), (req(501), ()), (req(1200), ())], gone=[2]), now=NOW)
+    assert snapshot.seen(db, [3, 2, 1, 1, 501, 502]) == {1, 2, 501}
+    assert snapshot.seen(db, range(1, 1201)) == {1, 2, 501, 1200}
+    assert snapshot.seen(db, []) == set()
 
 
 # -- people and relay state --------------------------------------------------------------------

@@ -2,8 +2,8 @@
 every observation, not just the stories in test_sync*.py.
 
 A poll is modelled as `plan()` would shape it: ids in the Pending listing, ids read
-individually (known to the snapshot, not listed) and decisions found while away (unknown to
-the snapshot) are disjoint.
+individually (known to the snapshot, not listed) and decided requests (unknown to the
+snapshot) are disjoint.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 PEOPLE = (11, 12, 13, 20, 21)            # 20 and 21 also request
 EXPIRATIONS = (None, NOW - timedelta(hours=1), NOW, NOW + timedelta(hours=1))
 # Derandomized and small: the core unit tests stay under 5 s and mutation runs are repeatable.
+DECIDED_AT = (None, NOW - timedelta(hours=1), NOW - timedelta(minutes=10))
 FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None)
 
 
@@ -30,7 +31,8 @@ def requests(draw, rid: int, statuses=STATUSES) -> AccessRequest:
         id=rid, secret_id=1000 + rid, secret_name=f"db-{rid}", folder_id=10,
         requester_id=draw(st.sampled_from((20, 21))), requester_username="rita",
         status=draw(st.sampled_from(statuses)), review_status=draw(st.sampled_from(("", "Step 1", "Step 2"))),
-        decided_by=draw(st.sampled_from(("", "Alice"))), expiration=draw(st.sampled_from(EXPIRATIONS)))
+        decided_by=draw(st.sampled_from(("", "Alice"))), expiration=draw(st.sampled_from(EXPIRATIONS)),
+        decided_at=draw(st.sampled_from(DECIDED_AT)))
 
 
 @st.composite
@@ -39,11 +41,11 @@ def polls(draw) -> tuple[dict[int, Known], Observation, dict[int, frozenset[int]
     pending: dict[int, AccessRequest] = {}
     reviewers: dict[int, tuple[int, ...]] = {}
     resolved: dict[int, AccessRequest | None] = {}
-    away: dict[int, AccessRequest] = {}
+    decided: dict[int, AccessRequest] = {}
     told: dict[int, frozenset[int]] = {}
     people = st.lists(st.sampled_from(PEOPLE), max_size=4).map(tuple)
     for rid in range(1, draw(st.integers(1, 8)) + 1):
-        role = draw(st.sampled_from(("listed", "resolved", "away")))
+        role = draw(st.sampled_from(("listed", "resolved", "decided")))
         if role == "listed":
             now = draw(requests(rid, (PENDING,)))
             pending[rid] = now
@@ -57,11 +59,11 @@ def polls(draw) -> tuple[dict[int, Known], Observation, dict[int, frozenset[int]
             known[rid] = Known.of(before, frozenset(draw(people)))
             resolved[rid] = draw(st.one_of(st.none(), st.just(before), requests(rid)))
         else:
-            away[rid] = draw(requests(rid, ("Approved", "Denied", "Canceled")))
+            decided[rid] = draw(requests(rid, ("Approved", "Denied", "Canceled", "Expired")))
         if draw(st.booleans()):
             told[rid] = frozenset(draw(people))
     obs = Observation(now=NOW, pending=pending, reviewers=reviewers, resolved=resolved,
-                      decided_while_away=away)
+                      decided=decided, since=draw(st.sampled_from((None, NOW - timedelta(minutes=30)))))
     return known, obs, told
 
 
@@ -71,7 +73,7 @@ policies = st.builds(Policy, reviewer_cards=st.booleans(), notify_expiry=st.bool
 def apply(known: dict[int, Known], told: dict[int, frozenset[int]], out: Diff):
     """What the next poll would load after `out` was recorded (as store/snapshot.py does):
     the snapshot keeps watching Pending and Approved requests that are not gone; approval
-    messages become "told"; every upserted id is seen (so not news while away)."""
+    messages become "told"; every upserted id is seen (so not news as a decided request)."""
     known = dict(known)
     for req, revs in out.upserts:
         if req.status in (PENDING, APPROVED):
@@ -105,14 +107,10 @@ def test_recording_a_diff_then_diffing_the_same_observation_tells_nobody(poll, p
     first = diff(known, obs, told, policy)
     known2, told2, seen = apply(known, told, first)
     again = Observation(now=obs.now, pending=obs.pending, reviewers=obs.reviewers, resolved=obs.resolved,
-                        decided_while_away={k: v for k, v in obs.decided_while_away.items() if k not in seen})
+                        since=obs.since,
+                        decided={k: v for k, v in obs.decided.items() if k not in seen})
     second = diff(known2, again, told2, policy)
-    # One exception, by design: access approved with a window already over when first seen is
-    # told "approved" now and "expired" by the next diff (the one that sees it Approved and over).
-    over = {rid for rid, r in obs.resolved.items()
-            if r is not None and r.status == APPROVED and r.expiration is not None and r.expiration <= obs.now
-            and known[rid].status == PENDING}
-    assert [e for e in second.events if not (e.request_id in over and e.kind == "expired")] == []
+    assert second.events == []
     assert second.gone == []
 
 
@@ -123,7 +121,7 @@ def test_events_do_not_depend_on_the_order_requests_arrive_in(poll, policy, rnd)
     mixed = Observation(
         now=obs.now, pending=shuffled(dict(obs.pending), rnd),
         reviewers={k: tuple(rnd.sample(v, len(v))) for k, v in shuffled(dict(obs.reviewers), rnd).items()},
-        resolved=shuffled(dict(obs.resolved), rnd), decided_while_away=shuffled(dict(obs.decided_while_away), rnd))
+        resolved=shuffled(dict(obs.resolved), rnd), decided=shuffled(dict(obs.decided), rnd), since=obs.since)
     assert diff(shuffled(known, rnd), mixed, shuffled(told, rnd), policy) == diff(known, obs, told, policy)
 
 
@@ -132,7 +130,7 @@ def test_events_do_not_depend_on_the_order_requests_arrive_in(poll, policy, rnd)
 def test_events_are_a_function_of_each_request_s_own_change(poll, policy):
     known, obs, told = poll
     whole = diff(known, obs, told, policy)
-    ids = set(known) | set(obs.pending) | set(obs.resolved) | set(obs.decided_while_away)
+    ids = set(known) | set(obs.pending) | set(obs.resolved) | set(obs.decided)
     alone: list[Event] = []
     for rid in sorted(ids):
         one = Observation(
@@ -140,7 +138,7 @@ def test_events_are_a_function_of_each_request_s_own_change(poll, policy):
             listed=set(obs.pending),
             reviewers={k: v for k, v in obs.reviewers.items() if k == rid},
             resolved={k: v for k, v in obs.resolved.items() if k == rid},
-            decided_while_away={k: v for k, v in obs.decided_while_away.items() if k == rid})
+            decided={k: v for k, v in obs.decided.items() if k == rid}, since=obs.since)
         alone += diff({k: v for k, v in known.items() if k == rid}, one,
                       {k: v for k, v in told.items() if k == rid}, policy).events
     assert sorted(keys(whole.events)) == sorted(keys(alone))

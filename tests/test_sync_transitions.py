@@ -17,7 +17,7 @@ from relay.sync import (
     Observation,
     Plan,
     Policy,
-    catch_up_window,
+    decision_window,
     diff,
     plan,
 )
@@ -133,42 +133,68 @@ def test_each_transition_of_a_poll_with_many_requests():
     denied = replace(p[4], status="Denied", decided_by="Bob", response_comment="no")
     expired = replace(p[5], status="Expired", decided_by="Alice", expiration=NOW - timedelta(minutes=1))
     raced = replace(p[6], review_status="Step 2 of 2")       # still Pending, moved on: stored, nobody told
-    waiting = replace(p[8], status="WaitingForRequest")
     resolved = {10: req(10, "Canceled"),                      # not in the snapshot: ignored
-                1: None, 2: canceled, 3: app, 4: denied, 5: expired, 6: raced, 7: p[7], 8: waiting,
+                1: None, 2: canceled, 3: app, 4: denied, 5: expired, 6: raced, 7: p[7], 8: p[8],
                 9: replace(approved, review_status="touched")}
     obs = Observation(now=NOW, pending={}, resolved=resolved)
     # Test execution and validation, in DM mode (reviewer cards follow the request).
     assert diff(known, obs, told, DM) == Diff(
         upserts=[(canceled, (ALICE, BOB)), (app, (ALICE, BOB)), (denied, (ALICE, BOB)),
-                 (expired, (ALICE, BOB)), (raced, (ALICE, BOB)), (waiting, (ALICE, BOB)),
+                 (expired, (ALICE, BOB)), (raced, (ALICE, BOB)),
                  (resolved[9], (CAROL,))],
         gone=[1],
         events=[ev(canceled, "canceled", ALICE), ev(canceled, "canceled", BOB),
                 ev(app, "approved", RITA), ev(app, "review_closed", ALICE), ev(app, "review_closed", BOB),
                 ev(denied, "denied", RITA), ev(denied, "review_closed", ALICE), ev(denied, "review_closed", BOB),
-                ev(expired, "expired", RITA), ev(expired, "review_closed", ALICE),
+                ev(expired, "approved", RITA), ev(expired, "expired", RITA), ev(expired, "review_closed", ALICE),
                 ev(expired, "review_closed", BOB)],
         settled=[1, 2, 3, 4, 5])
     # Ephemeral mode: the reviewers' cards are not updated; cancel still tells them.
     eph = diff(known, obs, told, Policy())
     assert eph.events == [ev(canceled, "canceled", ALICE), ev(canceled, "canceled", BOB),
-                          ev(app, "approved", RITA), ev(denied, "denied", RITA), ev(expired, "expired", RITA)]
+                          ev(app, "approved", RITA), ev(denied, "denied", RITA), ev(expired, "approved", RITA),
+                          ev(expired, "expired", RITA)]
     assert eph.settled == [1, 2, 3, 4, 5]
 
 
 def test_pending_to_expired_between_two_polls():
+    # Approved and over between two polls: the requester hears both, in order.
     r = req(1)
     expired = replace(r, status="Expired", decided_by="Alice", expiration=NOW - timedelta(minutes=5))
     known = {1: Known.of(r, frozenset({ALICE}))}
     obs = Observation(now=NOW, pending={}, resolved={1: expired})
     told = {1: frozenset({ALICE, CAROL})}
     assert diff(known, obs, told) == Diff(upserts=[(expired, (ALICE,))],
-                                          events=[ev(expired, "expired", RITA)], settled=[1])
-    assert diff(known, obs, told, Policy(notify_expiry=False)) == Diff(upserts=[(expired, (ALICE,))], settled=[1])
+                                          events=[ev(expired, "approved", RITA), ev(expired, "expired", RITA)],
+                                          settled=[1])
+    assert diff(known, obs, told, Policy(notify_expiry=False)) == Diff(
+        upserts=[(expired, (ALICE,))], events=[ev(expired, "approved", RITA)], settled=[1])
     assert diff(known, obs, told, Policy(reviewer_cards=True, notify_expiry=False)) == Diff(
         upserts=[(expired, (ALICE,))],
-        events=[ev(expired, "review_closed", ALICE), ev(expired, "review_closed", CAROL)], settled=[1])
+        events=[ev(expired, "approved", RITA), ev(expired, "review_closed", ALICE),
+                ev(expired, "review_closed", CAROL)], settled=[1])
+
+
+def test_pending_to_approved_with_a_window_already_over_is_stored_as_expired():
+    r = req(1)
+    approved = replace(r, status="Approved", decided_by="Alice", expiration=NOW)
+    stored = _replace(approved, status="Expired")
+    out = diff({1: Known.of(r, frozenset({ALICE}))}, Observation(now=NOW, pending={}, resolved={1: approved}),
+               told={1: frozenset({ALICE})}, policy=DM)
+    assert out == Diff(upserts=[(stored, (ALICE,))],
+                       events=[ev(stored, "approved", RITA), ev(stored, "expired", RITA),
+                               ev(stored, "review_closed", ALICE)], settled=[1])
+    assert out.upserts[0][0].status == "Expired"
+
+
+def test_still_pending_when_read_individually_is_stored_only_if_it_moved():
+    r1, r2, r3 = req(1), req(2), req(3)
+    moved = replace(r2, review_status="Step 2 of 2")
+    denied = replace(r3, status="Denied")
+    known = {i: Known.of(r, frozenset({BOB})) for i, r in ((1, r1), (2, r2), (3, r3))}
+    out = diff(known, Observation(now=NOW, pending={}, resolved={1: r1, 2: moved, 3: denied}), told={})
+    assert out == Diff(upserts=[(moved, (BOB,)), (denied, (BOB,))], events=[ev(denied, "denied", RITA)],
+                       settled=[3])
 
 
 def test_pending_to_canceled_tells_every_told_reviewer_and_nobody_else():
@@ -246,33 +272,52 @@ def test_context_goes_with_each_request_s_events():
     assert out.events == [ev(d1, "denied", RITA), ev(d2, "denied", RITA, folder_name="DBs")]
 
 
-# -- decided while the relay was away ----------------------------------------------------------
+# -- decided before any poll saw them -----------------------------------------------------------
 
-def test_decided_while_away_tells_requesters_of_news_only():
+def test_decided_requests_never_seen_tell_their_requesters_of_news_only():
     listed_pending = req(1)
     approved, denied, canceled, watched = (req(2, "Approved", requester=SAM), req(3, "Denied"), req(4, "Canceled"),
                                            req(5, "Approved"))
-    away = {5: watched, 4: canceled, 3: denied, 2: approved, 1: replace(listed_pending, status="Denied")}
-    obs = Observation(now=NOW, pending={1: listed_pending}, reviewers={1: (ALICE,)}, decided_while_away=away)
+    decided = {5: watched, 4: canceled, 3: denied, 2: approved, 1: replace(listed_pending, status="Denied")}
+    obs = Observation(now=NOW, pending={1: listed_pending}, reviewers={1: (ALICE,)}, decided=decided)
     out = diff({5: Known.of(watched)}, obs, told={})
     assert out == Diff(upserts=[(listed_pending, (ALICE,)), (approved, ()), (denied, ()), (canceled, ())],
                        events=[ev(listed_pending, "approval_requested", ALICE), ev(approved, "approved", SAM),
                                ev(denied, "denied", RITA)])
 
 
-def test_decided_while_away_skips_what_the_whole_listing_holds():
+def test_decided_requests_skip_what_the_whole_listing_holds():
     # Only request 2 was parsed this poll, but 1 is in the listing too: not news.
     approved1, approved3 = req(1, "Approved"), req(3, "Approved")
-    obs = Observation(now=NOW, pending={}, listed={1, 2}, decided_while_away={1: approved1, 3: approved3})
+    obs = Observation(now=NOW, pending={}, listed={1, 2}, decided={1: approved1, 3: approved3})
     assert diff({}, obs, told={}) == Diff(upserts=[(approved3, ())], events=[ev(approved3, "approved", RITA)])
 
 
-# -- catch-up window ---------------------------------------------------------------------------
+def test_an_ended_approval_never_seen_is_news_only_if_approved_within_the_window():
+    since = NOW - timedelta(minutes=15)
+    inside = req(1, "Expired", decided_at=since, expiration=NOW - timedelta(minutes=1))
+    before = req(2, "Expired", decided_at=since - timedelta(seconds=1), expiration=NOW - timedelta(minutes=1))
+    undated = req(3, "Expired", expiration=NOW - timedelta(minutes=1))
+    over = req(4, "Approved", requester=SAM, decided_at=since, expiration=NOW)
+    obs = Observation(now=NOW, pending={}, decided={1: inside, 2: before, 3: undated, 4: over}, since=since)
+    stored4 = _replace(over, status="Expired")
+    assert diff({}, obs, told={}) == Diff(
+        upserts=[(inside, ()), (before, ()), (undated, ()), (stored4, ())],
+        events=[ev(inside, "approved", RITA), ev(inside, "expired", RITA),
+                ev(stored4, "approved", SAM), ev(stored4, "expired", SAM)])
+    # with no window (first poll after a fresh start), any dated approval counts
+    assert diff({}, Observation(now=NOW, pending={}, decided={2: before, 3: undated}), told={},
+                policy=Policy(notify_expiry=False)).events == [ev(before, "approved", RITA)]
 
-def test_catch_up_window_boundaries():
-    assert catch_up_window(NOW, NOW, 0) is None
-    assert catch_up_window(NOW, NOW, -1) is None
-    assert catch_up_window(NOW, NOW, 0.5) == NOW - timedelta(minutes=5)
-    assert catch_up_window(NOW - timedelta(minutes=25), NOW, 0.5) == NOW - timedelta(minutes=30)
-    assert catch_up_window(NOW - timedelta(minutes=26), NOW, 0.5) == NOW - timedelta(minutes=30)
-    assert catch_up_window(NOW - timedelta(minutes=24), NOW, 0.5) == NOW - timedelta(minutes=29)
+
+# -- decision window -------------------------------------------------------------------------
+
+def test_decision_window_boundaries():
+    assert decision_window(None, NOW, 24) is None
+    assert decision_window(NOW, NOW, 0) == NOW - timedelta(minutes=5)             # clock margin
+    assert decision_window(NOW - timedelta(hours=1), NOW, 0) == NOW - timedelta(minutes=10)   # steady floor
+    assert decision_window(NOW - timedelta(minutes=14), NOW, 0.1) == NOW - timedelta(minutes=10)
+    assert decision_window(NOW - timedelta(minutes=25), NOW, 0.5) == NOW - timedelta(minutes=30)
+    assert decision_window(NOW - timedelta(minutes=26), NOW, 0.5) == NOW - timedelta(minutes=30)
+    assert decision_window(NOW - timedelta(minutes=24), NOW, 0.5) == NOW - timedelta(minutes=29)
+    assert decision_window(NOW - timedelta(days=5), NOW, 24) == NOW - timedelta(hours=24)
