@@ -77,6 +77,18 @@ def test_outcome_message_approved_with_the_fewest_facts():
     assert_golden("outcome_approved_minimal", blocks.outcome_message(r, {}, secret_url="", default_hours=8))
 
 
+def test_outcome_message_for_an_approval_already_over_says_approved():
+    # the requester first hears of a decision once the window has passed: still "approved"
+    r = req(status="Expired", decided_by="Alice", decided_at=DECIDED, expiration=DECIDED + timedelta(hours=1))
+    assert_golden("outcome_expired", blocks.outcome_message(r, {}, secret_url="", default_hours=8))
+
+
+def test_closed_card_of_a_cancel_without_context_names_the_requester_s_username():
+    r = req(status="Canceled")
+    _, blks = blocks.closed_card(r, {}, secret_url="", default_hours=8)
+    assert blks[-1]["elements"][0]["text"] == ":no_entry_sign: Canceled by rita"
+
+
 def test_outcome_message_denied():
     assert_golden("outcome_denied", blocks.outcome_message(DENIED, CTX, secret_url=SECRET_URL, default_hours=8,
                                                            launch=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -107,6 +108,16 @@ def test_dates_are_shown_in_the_reader_s_time_zone_with_a_utc_fallback():
     assert when(AT) == AT_TOKEN
     assert when(None) == "not set"
     assert when(AT.astimezone(timezone(timedelta(hours=-5)))) == AT_TOKEN   # the same instant
+
+
+def test_the_utc_fallback_does_not_depend_on_the_machine_s_time_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert when(AT) == AT_TOKEN
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_the_window_of_a_request():
