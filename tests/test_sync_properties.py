@@ -22,7 +22,7 @@ PEOPLE = (11, 12, 13, 20, 21)            # 20 and 21 also request
 EXPIRATIONS = (None, NOW - timedelta(hours=1), NOW, NOW + timedelta(hours=1))
 # Derandomized and small: the core unit tests stay under 5 s and mutation runs are repeatable.
 DECIDED_AT = (None, NOW - timedelta(hours=1), NOW - timedelta(minutes=10))
-FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None)
+FAST = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
 
 @st.composite
