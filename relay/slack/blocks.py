@@ -7,7 +7,7 @@ or get a message rejected. Limits are Slack's (docs.slack.dev/reference/block-ki
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..model import AccessRequest
@@ -54,12 +54,16 @@ def when(d: datetime | None) -> str:
     """A date Slack shows in each reader's own time zone, with a UTC fallback."""
     if d is None:
         return "not set"
-    fallback = d.strftime("%Y-%m-%d %H:%M UTC")
+    fallback = d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(d.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def link(url: str, label: str) -> str:
-    """A mrkdwn link; the label is escaped, the URL has its control characters removed."""
+    """A mrkdwn link; the label is escaped, the URL has its control characters removed. Only
+    http(s) URLs become links (a `secret_url` template is free text): anything else, such as
+    `javascript:` or `file:`, shows the label alone."""
+    if not url.lower().startswith(("https://", "http://")):
+        return escape(label)
     clean = url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
     return f"<{clean}|{escape(label)}>"
 
