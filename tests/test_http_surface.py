@@ -11,10 +11,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlencode
 
 import pytest
-import requests
+from slack_payloads import (
+    TEAM,
+    click_home,
+    click_message,
+    form_body,
+    home_opened,
+    post,
+    send,
+    send_event,
+    sign_in,
+    signin_link,
+    start_relay,
+    submit_signin,
+    wait_until,
+)
 
-from slack_payloads import (TEAM, click_home, click_message, form_body, home_opened, post, send,
-                            send_event, sign_in, signin_link, start_relay, submit_signin, wait_until)
 from relay.slack import guard
 
 PUT = "/api/v1/secret-access-requests$"

@@ -18,12 +18,12 @@ posted to only when `guard.response_url_allowed`; otherwise the person gets a DM
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -35,7 +35,7 @@ from slack_sdk.webhook import WebhookClient
 
 from .. import actions as act
 from .. import secrets as secrets_mod   # secrets in Slack (issue 4)
-from ..errors import SlackError, SlackPermanentError, SlackRateLimited, SlackUnavailable
+from ..errors import RelayError, SlackError, SlackPermanentError, SlackRateLimited, SlackUnavailable
 from ..identity import EmailBinding
 from ..model import PENDING, AccessRequest
 from ..outbox import Outbox
@@ -44,9 +44,8 @@ from ..store import snapshot
 from ..store.local import ThreadLocalDb
 from ..web.app import json_response
 from ..web.signin import SignInPages
+from . import guard, replies
 from . import home as home_mod
-from . import replies
-from . import guard
 from . import secret_flows   # secrets in Slack (issue 4)
 from .blocks import APPROVE, DENY, OPEN_IN_SS, escape
 from .directory import Directory
@@ -135,6 +134,9 @@ def build_app(cfg, handlers: "Interactions") -> App:
         handlers.on_home_opened(body, event)
 
     secret_flows.register(app, handlers)   # secrets in Slack (issue 4): shortcut, Launch, Request access
+    # A request no listener matches is acked by the caller (handle_http turns Bolt's 404 into a
+    # 200) and logged there in one line; Bolt's own multi-line suggestion is not wanted.
+    app._handle_unmatched_requests = lambda req, resp: resp   # type: ignore[method-assign]
     return app
 
 
@@ -224,6 +226,9 @@ class Interactions:
         def run():
             try:
                 fn(*args, **kwargs)
+            except RelayError as exc:   # SS or Slack said no (e.g. to an unknown user): one line
+                log.warning("interaction work failed", extra={"work": getattr(fn, "__name__", "?"),
+                                                              "error": str(exc)[:200]})
             except Exception:
                 log.exception("interaction work failed", extra={"work": getattr(fn, "__name__", "?")})
             finally:
@@ -272,7 +277,7 @@ class Interactions:
         except guard.Malformed as exc:
             log.warning("malformed slack request", extra={"error": str(exc)[:200]})
             return json_response(400, {"error": "malformed request"})
-        headers: dict[str, list[str]] = {}
+        headers: dict[str, str | Sequence[str]] = {}
         for k, v in environ.items():
             if k.startswith("HTTP_") and isinstance(v, str):
                 headers[k[5:].replace("_", "-").lower()] = [v]
@@ -354,11 +359,19 @@ class Interactions:
                      self._reason(view)[:replies.REASON_LIMIT], source)
 
     def on_home_opened(self, body: dict, event: dict) -> None:
-        if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
+        user = guard.slack_id(event.get("user"))
+        if event.get("tab", "home") != "home" or user is None:
             return
-        view = event.get("view") if isinstance(event.get("view"), dict) else {}
-        self._submit(self.publish_home, event["user"], self._team_of(body),
-                     event_hash=guard.text(view.get("hash")) or None, fetch_recent=True)   # issue 4: recent secrets
+        found = event.get("view")
+        view: dict = found if isinstance(found, dict) else {}
+
+        def work():
+            try:
+                self.publish_home(user, self._team_of(body), event_hash=guard.text(view.get("hash")) or None,
+                                  fetch_recent=True)   # issue 4: recent secrets
+            except SlackError as exc:   # e.g. an unknown user: Slack said no, nothing to retry
+                log.warning("home tab not published", extra={"slack_user": user, "error": str(exc)})
+        self._submit(work)
 
     def on_signed_in(self, state: SignInState, person) -> None:
         def work():

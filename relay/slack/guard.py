@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 SLACK_HOOKS_HOST = "hooks.slack.com"
 MAX_SS_ID = 2**31 - 1            # SS ids are int32
 _ID_DIGITS = re.compile(r"[0-9]{1,10}")
+_SLACK_ID = re.compile(r"[A-Z][A-Z0-9]{1,31}")
 _NONE = type(None)
 _OPT_STR = (str, _NONE)
 _OPT_BOOL = (bool, _NONE)
@@ -39,9 +40,10 @@ _REF_IDS = ("id", "team_id", "enterprise_id", "name", "domain", "username")
 # Fields read as strings (when present).
 _STRINGS = ("type", "team_id", "enterprise_id", "user_id", "channel_id", "api_app_id", "trigger_id",
             "response_url", "event_id", "callback_id", "thread_ts", "ts", "user_team", "tab",
-            "context_team_id", "context_enterprise_id", "function_execution_id", "bot_access_token")
+            "context_team_id", "context_enterprise_id", "function_execution_id", "bot_access_token",
+            "action_id", "block_id", "subtype", "channel_type")
 _OBJECTS = ("event", "view", "container", "state", "message", "previous_message", "item",
-            "assistant_thread", "function_data")
+            "assistant_thread", "function_data", "function", "workflow_step")
 _FLAGS = ("is_enterprise_install", "is_ext_shared_channel")
 _USER_KINDS = ("block_actions", "view_submission", "view_closed", "shortcut", "message_action")
 
@@ -104,9 +106,9 @@ def _common(obj: dict, where: str, *, nested: bool = True) -> None:
     for key in _FLAGS:
         if not isinstance(obj.get(key), _OPT_BOOL):
             raise _fail(where, key, obj.get(key))
-    for key in _OBJECTS:
-        if not isinstance(obj.get(key), _OPT_DICT):
-            raise _fail(where, key, obj.get(key))
+    for key in _OBJECTS:   # Bolt tests these with `key in body`: present means an object
+        if key in obj and not isinstance(obj[key], dict):
+            raise _fail(where, key, obj[key])
     auths = obj.get("authorizations")
     if auths is not None:
         if not nested or not isinstance(auths, list) or not all(isinstance(a, dict) for a in auths):
@@ -141,23 +143,24 @@ def check_envelope(payload: Any) -> None:
     kind = payload["type"]
     _common(payload, "")
     rurls = payload.get("response_urls")
-    if rurls is not None and not (isinstance(rurls, list) and all(
+    # Bolt reads the first of them and cannot log about more than one: one at most
+    if "response_urls" in payload and not (isinstance(rurls, list) and len(rurls) <= 1 and all(
             isinstance(u, dict) and isinstance(u.get("response_url"), _OPT_STR) for u in rurls)):
         raise _fail("", "response_urls", rurls)
     if kind in _USER_KINDS:
         user = payload.get("user")
-        if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not user["id"]:
-            raise Malformed("payload without user.id")
+        if not isinstance(user, dict) or slack_id(user.get("id")) is None:
+            raise Malformed("payload without a user id")
     if isinstance(payload.get("view"), dict):
         _view(payload["view"], "view.", submitted=kind in ("view_submission", "view_closed"))
     elif kind in ("view_submission", "view_closed"):
         raise Malformed(f"{kind} without view")
-    if kind == "block_actions":
+    if kind in ("block_actions", "interactive_message"):
         actions = payload.get("actions")
         if not isinstance(actions, list) or not actions:
-            raise Malformed("block_actions without actions")
+            raise Malformed(f"{kind} without actions")
         for i, a in enumerate(actions):
-            if not isinstance(a, dict) or not isinstance(a.get("action_id"), str):
+            if not isinstance(a, dict) or (kind == "block_actions" and not isinstance(a.get("action_id"), str)):
                 raise Malformed(f"actions[{i}] without action_id")
             for key in ("block_id", "action_ts", "type"):
                 if not isinstance(a.get(key), _OPT_STR):
@@ -197,6 +200,11 @@ def request_id(value: Any) -> int | None:
     return n if 0 < n <= MAX_SS_ID else None
 
 
+def slack_id(value: Any) -> str | None:
+    """A Slack user, team or channel id (`U0123ABC`): capitals and digits; None otherwise."""
+    return value if isinstance(value, str) and _SLACK_ID.fullmatch(value) else None
+
+
 def text(value: Any) -> str:
     """A string field, or "" when the payload carried anything else."""
     return value if isinstance(value, str) else ""
@@ -213,7 +221,8 @@ def click_key(payload: dict) -> str | None:
     action = actions[0]
     team = payload.get("team")
     user = payload.get("user")
-    container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
+    found = payload.get("container")
+    container: dict = found if isinstance(found, dict) else {}
     parts = [text(team.get("id")) if isinstance(team, dict) else text(team),
              text(user.get("id")) if isinstance(user, dict) else text(user),
              text(action.get("action_id")), text(action.get("block_id")), text(action.get("action_ts")),
