@@ -200,10 +200,29 @@ class Interactions:
     def start(self) -> None:
         if self.cfg.slack.mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
-            self._socket = SocketModeHandler(self.app, app_token=self.cfg.slack.app_token.value,
-                                             logger=logging.getLogger("slack_sdk.socket_mode.relay"))
-            self._socket.connect()
+            self._socket = handler = SocketModeHandler(self.app, app_token=self.cfg.slack.app_token.value,
+                                                       logger=logging.getLogger("slack_sdk.socket_mode.relay"))
+            listeners = handler.client.socket_mode_request_listeners
+            listeners[:] = [self._guarded(handler.handle) if fn == handler.handle else fn for fn in listeners]
+            handler.connect()
             log.info("socket mode connected")
+
+    @staticmethod
+    def _guarded(handle):
+        """The Socket Mode listener behind the same shape check as HTTP: a malformed envelope
+        is acked (Slack would redeliver it otherwise) and never reaches Bolt."""
+        from slack_sdk.socket_mode.response import SocketModeResponse
+
+        def guarded(client, req) -> None:
+            if req.type in ("interactive", "events_api"):
+                try:
+                    guard.check_envelope(req.payload)
+                except guard.Malformed as exc:
+                    log.warning("malformed slack request", extra={"error": str(exc)[:200]})
+                    client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                    return
+            handle(client, req)
+        return guarded
 
     def stop(self) -> None:
         if self._socket is not None:
