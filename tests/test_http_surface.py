@@ -336,3 +336,20 @@ def test_replay_key_names_team_user_action_time_and_container(sandbox):
                    {"actions": [{**base["actions"][0], "action_id": "deny"}]}):
         assert guard.click_key({**base, **change}) != key, change
     assert guard.click_key({"type": "view_submission"}) is None
+
+
+def test_seen_clicks_are_pruned_after_an_hour(sandbox, make_relay):
+    from datetime import datetime, timedelta, timezone
+    relay = make_relay()
+    clicks = relay.interactions
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    clicks.clock = lambda: now
+    with clicks.db.atomic():
+        clicks.db.execute("INSERT INTO seen_clicks (click_key, seen_at) VALUES (?, ?), (?, ?)",
+                          ["ff-old", (now - timedelta(hours=2)).isoformat(),
+                           "ff-recent", (now - timedelta(minutes=10)).isoformat()])
+    assert clicks.first_click("ff-new")                    # most inserts leave the table alone
+    assert clicks.first_click("00-prunes")                 # about one in 85 prunes it
+    assert not clicks.first_click("ff-recent")             # a replay within the hour: not first
+    kept = {r[0] for r in clicks.db.execute("SELECT click_key FROM seen_clicks").fetchall()}
+    assert kept == {"ff-recent", "ff-new", "00-prunes"}
