@@ -119,7 +119,7 @@ def _optional_port(v: Any) -> int | None:
     """A port (0: any free one), or None when unset ("")."""
     if v is None or (isinstance(v, str) and not v.strip()):
         return None
-    return _number(0, 65535, int)(v)
+    return int(_number(0, 65535, int)(v))
 
 
 def _choice(*options: str) -> Callable[[Any], str]:
