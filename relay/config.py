@@ -115,6 +115,13 @@ def _number(lo: float, hi: float, kind: type[int] | type[float] = float) -> Call
     return check
 
 
+def _optional_port(v: Any) -> int | None:
+    """A port (0: any free one), or None when unset ("")."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    return int(_number(0, 65535, int)(v))
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         if v not in options:
@@ -201,6 +208,8 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("http", "host"): ("0.0.0.0", _str),
     ("http", "port"): (3000, _number(0, 65535, int)),
     ("http", "public_url"): ("http://localhost:3000", _url),
+    ("http", "admin_host"): ("127.0.0.1", _str),
+    ("http", "admin_port"): ("", _optional_port),
     ("storage", "path"): ("ssrelay.db", _str),
     ("storage", "encryption_key"): ("", _fernet_key),
     ("nudge", "token"): ("", _str),
@@ -267,6 +276,8 @@ class HttpSection:
     host: str
     port: int
     public_url: str
+    admin_host: str
+    admin_port: int | None     # None: no admin listener (/metrics, detailed /readyz on `port`)
 
 
 @dataclass(frozen=True)

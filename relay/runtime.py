@@ -25,7 +25,6 @@ from .slack.delivery import Delivery
 from .slack.directory import Directory
 from .ss.client import RelayCredentials, SecretServerClient
 from .store import db as store
-from .store import snapshot
 from .store.local import ThreadLocalDb
 from .web.app import MAX_BODY_BYTES, WebApp, json_response
 
@@ -85,8 +84,18 @@ class Relay:
         self.delivery.hold_asks = lambda: self.poller.last_success is None
         self.web = WebApp()
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
-        self.web.route("GET", "/readyz", self.readyz)
-        self.web.route("GET", "/metrics", self.metrics_page)
+        # With http.admin_port set, /metrics and the detailed /readyz move to a second listener
+        # (keep it internal); the public /readyz then says only whether the relay is ready.
+        self.admin_web: WebApp | None = None
+        if cfg.http.admin_port is None:
+            self.web.route("GET", "/readyz", self.readyz)
+            self.web.route("GET", "/metrics", self.metrics_page)
+        else:
+            self.web.route("GET", "/readyz", self.readyz_public)
+            self.admin_web = WebApp()
+            self.admin_web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
+            self.admin_web.route("GET", "/readyz", self.readyz)
+            self.admin_web.route("GET", "/metrics", self.metrics_page)
         # ---- interactions (issue 3): sign-in, clicks, Home tab, Socket Mode -----------------
         # Needs storage.encryption_key (a clear start-up error names it and `ssrelay keygen`).
         from .slack.app import Interactions
@@ -99,7 +108,12 @@ class Relay:
         self._scheduler: BackgroundScheduler | None = None
         self._threads: list[threading.Thread] = []
         self._server = None
+        self._admin_server = None
+        # Readiness is kept in memory, refreshed by the heartbeat and the poll: /readyz reads
+        # it without touching SQLite or Slack, so it answers at once even when the DB is locked.
         self._slack_ok: tuple[float, bool, str] = (0.0, False, "not checked yet")
+        self._db_problem = ""
+        self._last_poll_error = ""
 
     # --- lifecycle -------------------------------------------------------------------------
     def tick(self) -> None:
@@ -109,14 +123,20 @@ class Relay:
             self.recover_stopped_peers()
         except Exception:       # e.g. the database is busy: the poll still runs
             log.exception("could not check for stopped relays")
-        self.poller.poll_once()
+        result = self.poller.poll_once()
+        self._last_poll_error = "" if result.ok else f"{self.poller.clock().isoformat()} {result.error}"
 
     def heartbeat(self) -> None:
-        """Runs on its own schedule, so a long poll never makes this relay look stopped."""
+        """Runs on its own schedule, so a long poll never makes this relay look stopped. Its
+        write is also the readiness probe of the database, and it re-checks Slack (at most
+        every 30 s) for /readyz."""
         try:
             self.delivery.outbox.heartbeat()
-        except Exception:
+            self._db_problem = ""
+        except Exception as exc:  # sqlite3.Error and OSError alike
             log.exception("heartbeat not recorded")
+            self._db_problem = f"database not writable: {exc}"
+        self.slack_reachable()
 
     def prune(self) -> None:
         """Delete what retention no longer keeps (hourly)."""
@@ -144,7 +164,7 @@ class Relay:
                                 id="poll", max_instances=1, coalesce=True,
                                 next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
         self._scheduler.add_job(self.heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat",
-                                max_instances=1, coalesce=True)
+                                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
         self._scheduler.add_job(self.prune, "interval", seconds=RETENTION_SECONDS, id="retention",
                                 max_instances=1, coalesce=True)
         self._scheduler.start()
@@ -153,8 +173,14 @@ class Relay:
             from waitress.server import create_server
             where: dict[str, Any] = ({"sockets": [listening]} if listening is not None else
                                      {"host": self.cfg.http.host, "port": self.cfg.http.port})
-            self._server = create_server(self.web, **where, threads=8, ident="ssrelay",
-                                         asyncore_loop_timeout=0.2, max_request_body_size=MAX_BODY_BYTES)
+            self._server = server = create_server(self.web, **where, threads=8, ident="ssrelay",
+                                                  asyncore_loop_timeout=0.2, max_request_body_size=MAX_BODY_BYTES)
+            if self.admin_web is not None:   # same event loop (one map), its own small thread pool
+                self._admin_server = create_server(self.admin_web, map=server._map,
+                                                   host=self.cfg.http.admin_host, port=self.cfg.http.admin_port,
+                                                   threads=2, ident="ssrelay", asyncore_loop_timeout=0.2,
+                                                   max_request_body_size=MAX_BODY_BYTES)
+                log.info("admin http server listening", extra={"port": self.admin_port})
             self._spawn("http", self._serve_http)
             log.info("http server listening", extra={"port": self.port})
         self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"
@@ -172,6 +198,10 @@ class Relay:
     def port(self) -> int:
         return int(self._server.effective_port) if self._server else 0   # a str for a given socket
 
+    @property
+    def admin_port(self) -> int:
+        return int(self._admin_server.effective_port) if self._admin_server else 0
+
     def _spawn(self, name: str, target) -> None:
         t = threading.Thread(target=target, name=f"ssrelay-{name}", daemon=True)
         t.start()
@@ -188,8 +218,10 @@ class Relay:
         for t in threads:       # the HTTP loop ends at its next tick (stop_event)
             t.join(timeout=10)
         server, self._server = self._server, None
-        if server:
-            server.close()      # after its loop stopped: no select() on a closed socket
+        admin, self._admin_server = self._admin_server, None
+        for s in (admin, server):
+            if s:
+                s.close()      # after its loop stopped: no select() on a closed socket
         try:                        # a clean stop: the next relay need not wait for our heartbeat
             with self.db.atomic():
                 self.db.execute("DELETE FROM relay_processes WHERE id = ?", [self.process_id])
@@ -232,14 +264,11 @@ class Relay:
         else:
             age = (datetime.now(timezone.utc) - last).total_seconds()
             if age > limit:
-                err = snapshot.get_state(self.db, "last_poll_error") or ""
+                err = self._last_poll_error
                 problems.append(f"last successful poll was {age:.0f}s ago (limit {limit:g}s); {err}".strip("; "))
-        try:
-            with self.db.atomic():
-                snapshot.set_state(self.db, "readyz_probe", datetime.now(timezone.utc).isoformat())
-        except Exception as exc:  # sqlite3.Error and OSError alike
-            problems.append(f"database not writable: {exc}")
-        ok, why = self.slack_reachable()
+        if self._db_problem:
+            problems.append(self._db_problem)
+        _, ok, why = self._slack_ok
         if not ok:
             problems.append(f"Slack not reachable: {why}")
         if problem := self.delivery.health_problem():
@@ -260,6 +289,11 @@ class Relay:
     def readyz(self, environ: dict):
         ok, problems = self.readiness()
         return json_response(200 if ok else 503, {"ready": ok, "problems": problems})
+
+    def readyz_public(self, environ: dict):
+        """The public answer when an admin listener exists: ready or not, without the causes."""
+        ok, _ = self.readiness()
+        return json_response(200 if ok else 503, {"ready": ok})
 
     def metrics_page(self, environ: dict):
         self._measure_outbox()

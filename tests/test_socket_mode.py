@@ -53,3 +53,31 @@ def test_approve_over_socket_mode_with_a_reconnect(sandbox, make_relay, socket_m
     assert len([c for c in sb.slack.calls_to("views.publish") if c.args["user_id"] == sb["bob"].slack_id]) == 1
     alice_home = sb.slack.home_view(sb["alice"].slack_id)
     assert "You denied access to wiki-admin" in str(alice_home) and "Log off" in str(alice_home)
+
+
+def test_a_malformed_envelope_over_socket_mode_is_acked_and_nothing_breaks(sandbox, make_relay, socket_mode):
+    # The same shape check as over HTTP: Bolt never reads a malformed payload; Slack gets its
+    # ack (so it does not redeliver), the log gets one warning line, the next click works.
+    import logging
+
+    from test_http_surface import Tracebacks
+    sb, sm = sandbox, socket_mode
+    rid = sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, comment="one")
+    relay = start_relay(make_relay, sb, SLACK_MODE="socket")
+    sm.wait_for_connection()
+    sign_in(relay, sb, "alice")
+    caught = Tracebacks()
+    logging.getLogger().addHandler(caught)
+    try:
+        for bad in ({"team": 1.5}, {"enterprise": True}, {"authorizations": {"a": 1}}, {"message": [1]}):
+            env = sm.send_interactive({**click_home(sb, "alice", "approve", rid), **bad})
+            assert sm.wait_for_ack(env)["envelope_id"] == env
+        env = sm.send_interactive(click_home(sb, "alice", "approve", rid))
+        sm.wait_for_ack(env)
+        put = sb.ss.wait_for(lambda c: c.method == "PUT" and c.status == 200)
+        assert put.user == "alice"
+        assert relay.interactions.wait_idle(timeout=10)
+    finally:
+        logging.getLogger().removeHandler(caught)
+    assert caught.records == []
+    assert len(sb.ss.calls_to("/api/v1/secret-access-requests$", "PUT")) == 1

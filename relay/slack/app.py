@@ -9,30 +9,34 @@ Bolt's own thread pool is not used: a slow SS cannot starve the acks.
 
 HTTP requests are signature-checked here before Bolt sees them (401 for a bad or missing
 signature, a timestamp more than 5 minutes off, or a non-numeric one), then checked for shape
-(400 for a malformed payload); Bolt checks the signature again (defence in depth). Events API
-retries are dropped by `event_id` (persisted in `seen_events`).
+by `guard` (400 for a malformed payload, so neither Bolt's extractors nor a listener ever read
+one); Bolt checks the signature again (defence in depth). A signed request no listener handles
+gets a 200 ack. Events API retries are dropped by `event_id` (persisted in `seen_events`), and
+replayed clicks by their `guard.click_key` (persisted in `seen_clicks`). A `response_url` is
+posted to only when `guard.response_url_allowed`; otherwise the person gets a DM.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import hmac
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from .. import actions as act
 from .. import secrets as secrets_mod   # secrets in Slack (issue 4)
-from ..errors import SlackError, SlackPermanentError, SlackRateLimited, SlackUnavailable
+from ..errors import RelayError, SlackError, SlackPermanentError, SlackRateLimited, SlackUnavailable
 from ..identity import EmailBinding
 from ..model import PENDING, AccessRequest
 from ..outbox import Outbox
@@ -41,8 +45,8 @@ from ..store import snapshot
 from ..store.local import ThreadLocalDb
 from ..web.app import json_response
 from ..web.signin import SignInPages
+from . import guard, replies
 from . import home as home_mod
-from . import replies
 from . import secret_flows   # secrets in Slack (issue 4)
 from .blocks import APPROVE, DENY, OPEN_IN_SS, escape
 from .directory import Directory
@@ -57,6 +61,7 @@ SLACK_PATHS = ("/slack/events", "/api/v1/slack/event", "/api/v1/slack/interactio
 MAX_CLOCK_SKEW = 300                     # seconds, Slack's replay window
 SIGNIN_LINK_REFRESH = timedelta(minutes=5)   # republish a signed-out Home so its link stays usable
 SEEN_EVENTS_KEEP = timedelta(days=2)
+SEEN_CLICKS_KEEP = timedelta(hours=1)   # well past the 5-minute signature window
 ACTION_IDS = {APPROVE: act.APPROVE, DENY: act.DENY, home_mod.CANCEL_REQUEST: act.CANCEL}
 
 
@@ -91,6 +96,14 @@ def build_app(cfg, handlers: "Interactions") -> App:
                 return BoltResponse(status=200, body="")
         return next()
 
+    @app.middleware
+    def drop_replayed_clicks(body, next):
+        key = guard.click_key(body) if isinstance(body, dict) else None
+        if key is not None and not handlers.first_click(key):
+            log.info("click delivered again: ignored")
+            return BoltResponse(status=200, body="")
+        return next()
+
     def decision(ack, body, action):
         ack()
         handlers.on_click(body, action)
@@ -122,31 +135,10 @@ def build_app(cfg, handlers: "Interactions") -> App:
         handlers.on_home_opened(body, event)
 
     secret_flows.register(app, handlers)   # secrets in Slack (issue 4): shortcut, Launch, Request access
+    # A request no listener matches is acked by the caller (handle_http turns Bolt's 404 into a
+    # 200) and logged there in one line; Bolt's own multi-line suggestion is not wanted.
+    app._handle_unmatched_requests = lambda req, resp: resp   # type: ignore[method-assign]
     return app
-
-
-class BadRequest(Exception):
-    pass
-
-
-def _check_shape(payload: Any) -> None:
-    """Just enough structure for the listeners to trust: 400 otherwise."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-        raise BadRequest("payload is not an object with a type")
-    kind = payload["type"]
-    if kind in ("block_actions", "view_submission", "view_closed", "shortcut", "message_action"):
-        user = payload.get("user")
-        if not isinstance(user, dict) or not isinstance(user.get("id"), str):
-            raise BadRequest("payload without user.id")
-    if kind == "block_actions":
-        actions = payload.get("actions")
-        if not isinstance(actions, list) or not actions or not all(
-                isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
-            raise BadRequest("block_actions without actions")
-    if kind in ("view_submission", "view_closed") and not isinstance(payload.get("view"), dict):
-        raise BadRequest("view_submission without view")
-    if kind == "event_callback" and not isinstance(payload.get("event"), dict):
-        raise BadRequest("event_callback without event")
 
 
 # ---------------------------------------------------------------------- the interactions layer
@@ -209,10 +201,29 @@ class Interactions:
     def start(self) -> None:
         if self.cfg.slack.mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
-            self._socket = SocketModeHandler(self.app, app_token=self.cfg.slack.app_token.value,
-                                             logger=logging.getLogger("slack_sdk.socket_mode.relay"))
-            self._socket.connect()
+            self._socket = handler = SocketModeHandler(self.app, app_token=self.cfg.slack.app_token.value,
+                                                       logger=logging.getLogger("slack_sdk.socket_mode.relay"))
+            listeners = handler.client.socket_mode_request_listeners
+            listeners[:] = [self._guarded(handler.handle) if fn == handler.handle else fn for fn in listeners]
+            handler.connect()
             log.info("socket mode connected")
+
+    @staticmethod
+    def _guarded(handle):
+        """The Socket Mode listener behind the same shape check as HTTP: a malformed envelope
+        is acked (Slack would redeliver it otherwise) and never reaches Bolt."""
+        from slack_sdk.socket_mode.response import SocketModeResponse
+
+        def guarded(client, req) -> None:
+            if req.type in ("interactive", "events_api"):
+                try:
+                    guard.check_envelope(req.payload)
+                except guard.Malformed as exc:
+                    log.warning("malformed slack request", extra={"error": str(exc)[:200]})
+                    client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                    return
+            handle(client, req)
+        return guarded
 
     def stop(self) -> None:
         if self._socket is not None:
@@ -235,6 +246,9 @@ class Interactions:
         def run():
             try:
                 fn(*args, **kwargs)
+            except RelayError as exc:   # SS or Slack said no (e.g. to an unknown user): one line
+                log.warning("interaction work failed", extra={"work": getattr(fn, "__name__", "?"),
+                                                              "error": str(exc)[:200]})
             except Exception:
                 log.exception("interaction work failed", extra={"work": getattr(fn, "__name__", "?")})
             finally:
@@ -265,39 +279,38 @@ class Interactions:
             return False
         if abs(time.time() - int(ts)) > MAX_CLOCK_SKEW:
             return False
-        try:
-            return SignatureVerifier(self.signing_secret).is_valid(body, ts, sig)
-        except (ValueError, TypeError):
-            return False
+        # Slack's v0 signature over the raw bytes, so a signed body that is not UTF-8 is still
+        # recognised as signed (and then refused as malformed, 400)
+        expected = "v0=" + hmac.new(self.signing_secret.encode(), b"v0:" + ts.encode() + b":" + body,
+                                    hashlib.sha256).hexdigest()
+        return sig.isascii() and hmac.compare_digest(expected, sig)
 
     def handle_http(self, environ: dict):
         body: bytes = environ.get("ssrelay.body", b"")
         if not self.verify(environ, body):
             return json_response(401, {"error": "invalid request"})
+        ctype = environ.get("CONTENT_TYPE")
         try:
-            text = body.decode("utf-8")
-            ctype = (environ.get("CONTENT_TYPE") or "").lower()
-            if "application/json" in ctype:
-                payload = json.loads(text)
-            else:
-                form = parse_qs(text, keep_blank_values=True)
-                if "payload" not in form:
-                    if form.get("ssl_check"):
-                        return 200, [("Content-Type", "text/plain")], b""
-                    raise BadRequest("form without payload")
-                payload = json.loads(form["payload"][-1])
-            _check_shape(payload)
-        except (UnicodeDecodeError, ValueError, BadRequest) as exc:
+            payload = guard.parse_body(body, ctype)
+            if payload is None:   # Slack's ssl_check probe
+                return 200, [("Content-Type", "text/plain")], b""
+            guard.check_envelope(payload)
+        except guard.Malformed as exc:
             log.warning("malformed slack request", extra={"error": str(exc)[:200]})
             return json_response(400, {"error": "malformed request"})
-        headers: dict[str, list[str]] = {}
+        headers: dict[str, str | Sequence[str]] = {}
         for k, v in environ.items():
-            if k.startswith("HTTP_"):
+            if k.startswith("HTTP_") and isinstance(v, str):
                 headers[k[5:].replace("_", "-").lower()] = [v]
-        if environ.get("CONTENT_TYPE"):
-            headers["content-type"] = [environ["CONTENT_TYPE"]]
-        req = BoltRequest(body=text, query=environ.get("QUERY_STRING", ""), headers=headers)
+        # Bolt reads the body as the guard did: JSON for application/json, else the form
+        headers["content-type"] = ["application/json" if guard.media_type(ctype) == "application/json"
+                                   else "application/x-www-form-urlencoded"]
+        req = BoltRequest(body=body.decode("utf-8"), query=environ.get("QUERY_STRING", ""), headers=headers)
         resp = self.app.dispatch(req)
+        if resp.status == 404:   # signed, well-formed, but nothing of ours: ack it, as Slack expects
+            log.info("slack request without a listener: acknowledged",
+                     extra={"type": payload.get("type")})
+            return 200, [("Content-Type", "text/plain")], b""
         out_headers = [(k, v) for k, v in resp.first_headers().items() if k.lower() != "content-length"]
         data = resp.body.encode("utf-8") if isinstance(resp.body, str) else (resp.body or b"")
         return resp.status, out_headers, data
@@ -312,14 +325,24 @@ class Interactions:
                                 [(now - SEEN_EVENTS_KEEP).isoformat()])
         return first
 
+    def first_click(self, key: str) -> bool:
+        """True the first time this click is seen (by any thread or relay on this database)."""
+        now = self.clock()
+        with self.db.atomic():
+            first = self.db.execute("INSERT OR IGNORE INTO seen_clicks (click_key, seen_at) VALUES (?, ?)",
+                                    [key, now.isoformat()]).rowcount == 1
+            if first and int(key[:2], 16) < 3:   # about one insert in 85 prunes the old ones
+                self.db.execute("DELETE FROM seen_clicks WHERE seen_at < ?",
+                                [(now - SEEN_CLICKS_KEEP).isoformat()])
+        return first
+
     # ------------------------------------------------------------------ listeners (ack path)
     def on_click(self, body: dict, action: dict) -> None:
         """Approve / Deny / Cancel request: already acked; never block here."""
         user, team = body["user"]["id"], self._team_of(body)
         kind = ACTION_IDS[action["action_id"]]
-        try:
-            request_id = int(str(action.get("value", "")).strip())
-        except ValueError:
+        request_id = guard.request_id(action.get("value"))
+        if request_id is None:
             log.warning("click without a request id", extra={"action_id": action.get("action_id")})
             return
         source = self._source(body)
@@ -348,22 +371,28 @@ class Interactions:
     def on_reason(self, body: dict, view: dict) -> None:
         meta = self._metadata(view)
         kind = meta.get("action")
-        try:
-            request_id = int(meta.get("request_id"))
-        except (TypeError, ValueError):
+        request_id = guard.request_id(meta.get("request_id"))
+        if request_id is None or kind not in (act.APPROVE, act.DENY):
+            log.warning("reason submitted without a request", extra={"callback_id": view.get("callback_id")})
             return
-        if kind not in (act.APPROVE, act.DENY):
-            return
-        source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+        source = guard.clean_source(meta.get("source"), self.cfg.slack.api_url)
         self._submit(self.run_action, body["user"]["id"], self._team_of(body), kind, request_id,
                      self._reason(view)[:replies.REASON_LIMIT], source)
 
     def on_home_opened(self, body: dict, event: dict) -> None:
-        if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
+        user = guard.slack_id(event.get("user"))
+        if event.get("tab", "home") != "home" or user is None:
             return
-        view = event.get("view") if isinstance(event.get("view"), dict) else {}
-        self._submit(self.publish_home, event["user"], body.get("team_id") or "",
-                     event_hash=view.get("hash") or None, fetch_recent=True)   # issue 4: recent secrets
+        found = event.get("view")
+        view: dict = found if isinstance(found, dict) else {}
+
+        def work():
+            try:
+                self.publish_home(user, self._team_of(body), event_hash=guard.text(view.get("hash")) or None,
+                                  fetch_recent=True)   # issue 4: recent secrets
+            except SlackError as exc:   # e.g. an unknown user: Slack said no, nothing to retry
+                log.warning("home tab not published", extra={"slack_user": user, "error": str(exc)})
+        self._submit(work)
 
     def on_signed_in(self, state: SignInState, person) -> None:
         def work():
@@ -372,10 +401,14 @@ class Interactions:
             pending = state.pending_action or {}
             if self.secret_flows.after_signin(state.slack_user, pending):   # issue 4: a Launch click
                 return
-            if pending.get("action") in act.ACTIONS and pending.get("request_id") is not None:
-                self.run_action(state.slack_user, state.slack_team, pending["action"],
-                                int(pending["request_id"]), pending.get("reason") or "",
-                                pending.get("source") or {}, after_signin=True)
+            request_id = guard.request_id(pending.get("request_id"))
+            if pending.get("action") in act.ACTIONS and request_id is not None:
+                # the stored source is checked again: a response_url kept by an older relay
+                # must pass the same allow-list as a fresh one
+                self.run_action(state.slack_user, state.slack_team, pending["action"], request_id,
+                                guard.text(pending.get("reason")),
+                                guard.clean_source(pending.get("source"), self.cfg.slack.api_url),
+                                after_signin=True)
         self._submit(work)
 
     # ------------------------------------------------------------------ payload helpers
@@ -383,23 +416,26 @@ class Interactions:
     def _team_of(body: dict) -> str:
         team = body.get("team")
         if isinstance(team, dict) and isinstance(team.get("id"), str):
-            return team["id"]
+            return team["id"][:64]
         user = body.get("user")
         if isinstance(user, dict) and isinstance(user.get("team_id"), str):
-            return user["team_id"]
-        return body.get("team_id") or ""
+            return user["team_id"][:64]
+        return guard.text(body.get("team_id"))[:64]
 
-    @staticmethod
-    def _source(body: dict) -> dict:
-        """Where the click happened, to update it in place afterwards."""
-        container = body.get("container") if isinstance(body.get("container"), dict) else {}
-        response_url = body.get("response_url") if isinstance(body.get("response_url"), str) else ""
+    def _source(self, body: dict) -> dict:
+        """Where the click happened, to update it in place afterwards (only an allowed
+        response_url is kept)."""
+        def obj(value) -> dict:
+            return value if isinstance(value, dict) else {}
+        container = obj(body.get("container"))
         if container.get("type") == "view":
             return {"kind": "home"}
-        channel = container.get("channel_id") or (body.get("channel") or {}).get("id") or ""
-        ts = container.get("message_ts") or (body.get("message") or {}).get("ts") or ""
-        kind = "ephemeral" if container.get("is_ephemeral") else "message"
-        return {"kind": kind, "response_url": response_url, "channel": channel, "ts": ts}
+        return guard.clean_source({
+            "kind": "ephemeral" if container.get("is_ephemeral") is True else "message",
+            "response_url": body.get("response_url"),
+            "channel": guard.text(container.get("channel_id")) or guard.text(obj(body.get("channel")).get("id")),
+            "ts": guard.text(container.get("message_ts")) or guard.text(obj(body.get("message")).get("ts")),
+        }, self.cfg.slack.api_url)
 
     _metadata = staticmethod(secret_flows.view_metadata)
 
@@ -439,10 +475,7 @@ class Interactions:
         kind = source.get("kind")
         if o.kind == act.SIGN_IN:
             text, blocks = replies.signin_prompt(self.signin_url(o.signin_state), o.action)
-            if source.get("response_url"):
-                self._respond(source["response_url"], text, blocks, replace=False)
-            else:
-                self._dm(user, text, blocks)
+            self._respond_or_dm(user, source, text, blocks, replace=False)
             return
         decided = o.kind in (act.DONE, act.STALE) and o.request is not None
         if kind == "home":
@@ -460,21 +493,28 @@ class Interactions:
                 except SlackError as exc:
                     log.warning("could not update the card", extra={"error": str(exc)})
                     if source.get("response_url"):
-                        self._respond(source["response_url"], text, blocks, replace=True)
-            elif source.get("response_url"):
-                self._respond(source["response_url"], text, blocks, replace=True)
+                        self._respond_or_dm(user, source, text, blocks, replace=True)
+            elif source.get("response_url") or not after_signin:   # after a sign-in the DM below tells it
+                self._respond_or_dm(user, source, text, blocks, replace=True)
         else:
             text, blocks = replies.notice(o)
-            if source.get("response_url"):
-                self._respond(source["response_url"], text, blocks, replace=False)
-            else:
-                self._dm(user, text, blocks)
+            self._respond_or_dm(user, source, text, blocks, replace=False)
         if after_signin:
             text, blocks = replies.completed_after_signin(o)
             self._dm(user, text, blocks)
         if kind != "home" and o.kind == act.DONE:
             self.publish_home(user, team, override={o.request_id: o.request} if o.request else None,
                               only_if_published=True)
+
+    def _respond_or_dm(self, user: str, source: dict, text: str, blocks: list, *, replace: bool) -> None:
+        """Answer through the click's response_url when Slack gave an allowed one, else by DM."""
+        url = source.get("response_url")
+        if url and guard.response_url_allowed(url, self.cfg.slack.api_url):
+            self._respond(url, text, blocks, replace=replace)
+        else:
+            if url:
+                log.warning("response_url outside Slack: answered by DM instead", extra={"slack_user": user})
+            self._dm(user, text, blocks)
 
     def _respond(self, url: str, text: str, blocks: list, *, replace: bool) -> None:
         body = {"text": text, "blocks": blocks, "response_type": "ephemeral", "replace_original": replace}
