@@ -163,6 +163,19 @@ def _rate_table(v: Any) -> dict[str, float]:
     return {k: float(n) for k, n in v.items()}
 
 
+def _folder_list(v: Any) -> tuple[str, ...]:
+    """Folder path prefixes: a TOML array of strings, or (environment) a JSON array."""
+    if isinstance(v, str):
+        import json
+        try:
+            v = json.loads(v) if v.strip() else []
+        except ValueError:
+            raise ValueError('an array of folder paths, e.g. ["\\\\Production"]')
+    if not isinstance(v, (list, tuple)) or not all(isinstance(p, str) and p.strip("\\/ ") for p in v):
+        raise ValueError('an array of folder paths, e.g. ["\\\\Production"]')
+    return tuple(v)
+
+
 def _fernet_key(v: Any) -> str:
     import base64
     s = _str(v)
@@ -205,6 +218,9 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("approvals", "default_duration_hours"): (8, _number(0.25, 24 * 365)),
     ("approvals", "notify_expiry"): (True, _bool),
     ("approvals", "ask_reason"): (False, _bool),
+    ("approvals", "remind_after_minutes"): (30, _number(0, 7 * 24 * 60)),
+    ("approvals", "confirm_to_requester"): (True, _bool),
+    ("approvals", "sensitive_folders"): ((), _folder_list),
     ("http", "host"): ("0.0.0.0", _str),
     ("http", "port"): (3000, _number(0, 65535, int)),
     ("http", "public_url"): ("http://localhost:3000", _url),

@@ -22,6 +22,7 @@ import sqlite_utils
 
 from . import sync
 from .errors import AccessDenied, SecretServerError
+from .followups import describe_steps
 from .metrics import Metrics
 from .model import (
     APPROVED,
@@ -51,6 +52,7 @@ class RelayReader(Protocol):
     def group_members(self, group_id: int) -> tuple[Person, ...]: ...
     def get_user(self, user_id: int) -> Person: ...
     def folder_name(self, folder_id: int) -> str: ...
+    def folder(self, folder_id: int) -> tuple[str, str]: ...   # (name, full path)
     def current_user(self) -> Person: ...
 
 
@@ -75,9 +77,13 @@ class Poller:
         self.clock = clock
         self._folders: dict[int, tuple[str, float]] = {}
         self._cycle_lock = threading.Lock()
+        self._folder_paths: dict[int, str] = {}
         self._self_id: int | None = None
         self.last_success: datetime | None = None     # of this process (readiness)
         self.listeners: list[Callable[[PollResult], None]] = []
+        # Called inside the poll's transaction, after the diff and before it is recorded:
+        # (db, known, observation, diff, now). relay.followups adds its events here.
+        self.on_diff: list[Callable] = []
 
     def poll_once(self) -> PollResult:
         """One cycle; a call made while another runs (a nudge during the scheduled poll)
@@ -132,6 +138,7 @@ class Poller:
         unreadable: dict[int, str] = {}     # reviewer groups SS will not show the relay account
         members: dict[int, Person] = {}
         reviewers: dict[int, tuple[int, ...]] = {}
+        steps_of: dict[int, tuple[StepReviewer, ...]] = {}
         for rid in plan.reviewer_reads:
             try:
                 steps = self.ss.step_reviewers(rid)
@@ -141,6 +148,7 @@ class Poller:
                             extra={"request_id": rid})
                 continue
             ids: set[int] = set()
+            steps_of[rid] = steps
             for step in steps:
                 if step.group_id not in group_cache:
                     try:
@@ -177,8 +185,11 @@ class Poller:
             requester = people.get(req.requester_id)
             context[req.id] = {
                 "folder_name": self._folder(req.folder_id),
+                "folder_path": self._folder_paths.get(req.folder_id or 0, ""),
                 "requester_name": requester.name if requester else req.requester_username,
             }
+            if req.id in steps_of:   # who is asked, and as what (named reviewer or group member)
+                context[req.id]["reviewer_steps"] = describe_steps(steps_of[req.id], group_cache, self._self_id)
 
         obs = sync.Observation(now=now, pending=listing, listed=listed.keys(), reviewers=reviewers, resolved=resolved,
                                decided=unseen, since=since, context=context)
@@ -186,6 +197,8 @@ class Poller:
         with self.db.atomic():
             told = snapshot.told(self.db, affected)
             result = sync.diff(known, obs, told, self.policy)
+            for hook in self.on_diff:
+                hook(self.db, known, obs, result, now)
             snapshot.remember_people(self.db, [people[i] for i in fetched], now)
             added = snapshot.record_poll(self.db, result, now=now, context=context)
             if unreadable:      # for `ssrelay status`: whose members could not be asked
@@ -261,7 +274,7 @@ class Poller:
         if hit and time.monotonic() - hit[1] < FOLDER_TTL_SECONDS:
             return hit[0]
         try:
-            name = self.ss.folder_name(folder_id)
+            name, self._folder_paths[folder_id] = self.ss.folder(folder_id)
         except AccessDenied:
             name = ""
         self._folders[folder_id] = (name, time.monotonic())

@@ -82,6 +82,8 @@ class Relay:
         self.poller.listeners.append(self._after_poll)
         # Approval messages owed from before this start wait for this process's first good poll.
         self.delivery.hold_asks = lambda: self.poller.last_success is None
+        from .slack.followup_sender import install as install_followups
+        install_followups(self)   # confirmations, reminders, richer approval cards
         self.web = WebApp()
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
         # With http.admin_port set, /metrics and the detailed /readyz move to a second listener

@@ -88,7 +88,7 @@ def test_killed_after_the_snapshot_commit_delivers_everything_once_after_restart
     sandbox.slack.fail("chat.postEphemeral", status=503, times=None)
     proc = start_relay(sandbox, db_path)
     try:
-        wait_until(lambda: db_count(db_path, "SELECT COUNT(*) FROM outbox") == 10, 20, "outbox rows")
+        wait_until(lambda: db_count(db_path, "SELECT COUNT(*) FROM outbox WHERE event = 'approval_requested'") == 10, 20, "outbox rows")
     finally:
         kill(proc)
     assert not [c for c in sandbox.slack.calls_to("chat.postEphemeral") if c.ok]

@@ -90,7 +90,7 @@ def test_token_expiry_in_the_middle_of_a_cycle(sandbox, make_relay):
 
 def test_downtime_catch_up(sandbox, make_relay, tmp_path):
     # Test setup: the relay ran once, then stopped.
-    first = make_relay()
+    first = make_relay(APPROVALS_CONFIRM_TO_REQUESTER="false")   # reviewers' and outcome messages only
     cycle(first)
     first.stop()
     # While it was down: A created and approved, B created and canceled, C still pending.
@@ -135,7 +135,7 @@ def test_slack_429_burst_is_paced_and_delivered_once(sandbox, make_relay):
 
 
 def test_slack_outage_keeps_notifications_until_delivered(sandbox, make_relay):
-    relay = make_relay()
+    relay = make_relay(APPROVALS_CONFIRM_TO_REQUESTER="false")   # reviewers' and outcome messages only
     ask_many(sandbox, 1)
     sandbox.slack.fail("chat.postEphemeral", status=503, times=2)
     cycle(relay)
@@ -233,7 +233,7 @@ def test_an_approval_message_that_failed_until_the_request_was_settled_is_not_se
 
 
 def test_an_unexpected_error_while_sending_dead_letters_the_row_instead_of_leaving_it_stuck(sandbox, make_relay):
-    relay = make_relay()
+    relay = make_relay(APPROVALS_CONFIRM_TO_REQUESTER="false")   # reviewers' and outcome messages only
     ask_many(sandbox, 1)
     relay.delivery.secret_url = lambda secret_id: 1 / 0     # a bug in building the message
     cycle(relay)

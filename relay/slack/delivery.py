@@ -112,6 +112,11 @@ class Delivery:
         self._open_dms: set[str] = set()    # Slack users whose app DM is known to be open
         self._queued_lock = threading.Lock()
         self._stop = threading.Event()
+        # Follow-ups beyond SS's own bot (relay.slack.followup_sender): senders per event kind,
+        # the reminders' sender, and extra facts on approval cards.
+        self.handlers: dict[str, Callable[[Notification, str], tuple[str, str | None]]] = {}
+        self.reminder_handler: Callable[[Notification, str], tuple[str, str | None]] | None = None
+        self.decorate_card: Callable[[Notification, list], list] = lambda n, blks: blks
 
     # --- one pass, in the caller's thread (tests, `cycle`) ---------------------------------
     def deliver_due(self, limit: int = 100) -> int:
@@ -401,10 +406,15 @@ class Delivery:
         req = request_from_dict(n.payload["request"])
         ctx = n.payload
         url = self.secret_url(req.secret_id)
+        handler = self.handlers.get(n.event) or (
+            self.reminder_handler if n.event.startswith("reminder_") else None)
+        if handler is not None:
+            return handler(n, slack_user)
         if n.event == sync.APPROVAL_REQUESTED:
             text, blks = blocks.approval_card(
                 req, ctx, secret_url=url, default_hours=self.default_hours,
                 request_url=self.request_url(req.id, req.secret_id) if self.request_url else "")
+            blks = self.decorate_card(n, blks)
             if self.mode == "dm":
                 data = self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
                 try:

@@ -355,11 +355,16 @@ class _Reads:
         return None
 
     def folder_name(self, folder_id: int) -> str:
+        return self.folder(folder_id)[0]
+
+    def folder(self, folder_id: int) -> tuple[str, str]:
+        """(folderName, folderPath) of a folder; the path ("\\Production\\DB") may be empty."""
         path = f"/api/v1/folders/{int(folder_id)}"
         data = self._api("GET", path)
         if not isinstance(data, dict) or not isinstance(data.get("folderName"), str):
             raise SecretServerBadResponse("folder without folderName", path=path)
-        return data["folderName"]
+        full = data.get("folderPath")
+        return data["folderName"], full if isinstance(full, str) else ""
 
     # ------------------------------------------------------------------ secrets (metadata)
     def _search(self, params: dict) -> list[Secret]:

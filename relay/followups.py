@@ -1,0 +1,140 @@
+"""What the relay adds to each poll beyond Secret Server's own workflow: the requester's
+confirmation when a new request is seen, per-reviewer "why you are asked" facts on approval
+messages, and reminders to reviewers of a request still pending.
+
+Runs inside the poll's transaction (`on_poll`): the events it adds are written with the
+snapshot by `record_poll` (INSERT OR IGNORE on the outbox key, so each is sent once, across
+restarts too). Reminder bookkeeping lives in the `reminders` table; a poll with nothing due
+costs one probe of its `next_reminder_at` index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import sqlite_utils
+
+from . import sync
+from .model import PENDING, AccessRequest, Person, StepReviewer, request_to_dict
+from .reminders import (
+    ReminderPolicy,
+    ReminderState,
+    event_name,
+    next_reminder_at,
+    reminders_due,
+)
+from .store import snapshot
+
+REQUESTER_CONFIRMATION = "requester_confirmation"   # to the requester: "went to ..." + Cancel
+REMINDER_PREFIX = "reminder_"
+# What a reminder repeats from the poll's context (the snapshot holds the request itself).
+_KEPT = ("folder_name", "folder_path", "requester_name", "reviewer_steps")
+
+
+def describe_steps(steps: Iterable[StepReviewer], members: Mapping[int, tuple[Person, ...]],
+                   exclude: int | None = None) -> list[dict]:
+    """The current step's reviewers as plain data: a named reviewer or a group, with members."""
+    return [{"name": s.display_name, "group_id": s.group_id, "is_user": s.is_user,
+             "members": [[p.id, p.name] for p in members.get(s.group_id, ()) if p.id != exclude]}
+            for s in steps]
+
+
+@dataclass(frozen=True)
+class FollowupPolicy:
+    confirm_to_requester: bool = True
+    reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
+
+
+def is_reminder(event: str) -> bool:
+    return event.startswith(REMINDER_PREFIX)
+
+
+class Followups:
+    def __init__(self, policy: FollowupPolicy):
+        self.policy = policy
+
+    def on_poll(self, db: sqlite_utils.Database, known: Mapping[int, sync.Known], obs: sync.Observation,
+                diff: sync.Diff, now: datetime) -> None:
+        """Add this poll's follow-up events to `diff` and keep the reminder schedule. Call
+        inside the poll's transaction, before the diff is recorded."""
+        self._annotate(diff)
+        for req, _ in diff.upserts:
+            before = known.get(req.id)
+            if req.status == PENDING and (before is None or before.status != PENDING):
+                self._new_request(db, req, obs.context.get(req.id, {}), diff, now)
+            elif req.status != PENDING:
+                self._settled(db, req.id, now)
+        for rid in diff.settled:
+            self._settled(db, rid, now)
+        self._due_reminders(db, diff, now)
+
+    # -- new requests ------------------------------------------------------------------------
+    def _new_request(self, db, req: AccessRequest, ctx: dict, diff: sync.Diff, now: datetime) -> None:
+        if self.policy.confirm_to_requester:
+            diff.events.append(sync.Event(req.id, REQUESTER_CONFIRMATION, req.requester_id,
+                                          {"request": request_to_dict(req), **ctx}))
+        state = ReminderState(req.requested_at or now)
+        # Reminders already past when the relay first sees the request (a relay starting on a
+        # backlog) are skipped: the approval message itself is the news.
+        state = replace(state, sent=len(reminders_due(state, now, self.policy.reminders)))
+        nxt = next_reminder_at(state, self.policy.reminders)
+        if nxt is None:
+            return
+        kept = {k: ctx[k] for k in _KEPT if k in ctx}
+        db.execute("INSERT INTO reminders (request_id, requested_at, sent, next_reminder_at, context) "
+                   "VALUES (?, ?, ?, ?, ?) ON CONFLICT(request_id) DO UPDATE SET "
+                   "next_reminder_at = excluded.next_reminder_at, context = excluded.context",
+                   [req.id, state.requested_at.isoformat(), state.sent, nxt.isoformat(),
+                    json.dumps(kept, sort_keys=True)])
+
+    def _settled(self, db, request_id: int, now: datetime) -> None:
+        """Decided, canceled or gone: no reminder from now on, not even one already queued."""
+        db.execute("DELETE FROM reminders WHERE request_id = ?", [request_id])
+        db.execute("UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = ? "
+                   "WHERE request_id = ? AND event LIKE ? AND state = 'pending'",
+                   [now.isoformat(), "request no longer pending", request_id, REMINDER_PREFIX + "%"])
+
+    # -- per-reviewer facts ------------------------------------------------------------------
+    @staticmethod
+    def _annotate(diff: sync.Diff) -> None:
+        """Approval messages say why this reviewer is asked: the recipient is in the payload."""
+        diff.events[:] = [replace(ev, payload={**ev.payload, "recipient": ev.recipient})
+                          if ev.kind == sync.APPROVAL_REQUESTED else ev for ev in diff.events]
+
+    # -- reminders ---------------------------------------------------------------------------
+    def _due_reminders(self, db, diff: sync.Diff, now: datetime) -> None:
+        rows = db.execute("SELECT request_id, requested_at, sent, context FROM reminders "
+                          "WHERE next_reminder_at IS NOT NULL AND next_reminder_at <= ?",
+                          [now.isoformat()]).fetchall()
+        for rid, requested_at, sent, context in rows:
+            found = snapshot.get_request(db, rid)
+            status = found[0].status if found else "gone"
+            gone = db.execute("SELECT gone FROM access_requests WHERE id = ?", [rid]).fetchone()
+            if gone and gone[0]:
+                status = "gone"
+            state = ReminderState(datetime.fromisoformat(requested_at), status, sent)
+            due = reminders_due(state, now, self.policy.reminders)
+            if not due or found is None:
+                self._settled(db, rid, now) if status != PENDING else None
+                continue
+            number = due[-1]          # after a long pause, only the latest reminder is news
+            req = found[0]
+            ctx = json.loads(context)
+            for uid in sorted(self._told(db, rid)):
+                diff.events.append(sync.Event(rid, event_name(number), uid, {
+                    "request": request_to_dict(req), **ctx, "reminder": number, "recipient": uid}))
+            after = replace(state, sent=number)
+            nxt = next_reminder_at(after, self.policy.reminders)
+            db.execute("UPDATE reminders SET sent = ?, next_reminder_at = ? WHERE request_id = ?",
+                       [number, nxt.isoformat() if nxt else None, rid])
+
+    @staticmethod
+    def _told(db, request_id: int) -> frozenset[int]:
+        """Reviewers of the current step who were asked (and not since replaced by a step)."""
+        told = snapshot.told(db, [request_id]).get(request_id, frozenset())
+        found = snapshot.get_request(db, request_id)
+        current = set(found[1].get("reviewers") or []) if found else set()
+        return frozenset(u for u in told if u in current)

@@ -1,0 +1,95 @@
+"""Delivers the follow-up events (relay.followups) and decorates approval cards.
+
+Installed into `Delivery` as handlers per event kind; each returns (Slack method, note) like
+Delivery's own sends, and raises SlackError for the outbox to retry or dead-letter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from ..errors import SlackError
+from ..followups import REQUESTER_CONFIRMATION, is_reminder
+from ..model import PENDING, request_from_dict
+from ..outbox import Notification
+from ..store import snapshot
+from . import blocks, cards
+
+log = logging.getLogger(__name__)
+
+
+class FollowupSender:
+    def __init__(self, delivery, *, sensitive_folders: tuple[str, ...] = ()):
+        self.delivery = delivery
+        self.sensitive_folders = tuple(sensitive_folders)
+
+    @property
+    def now(self) -> Callable[[], datetime]:
+        return self.delivery.clock
+
+    def install(self) -> None:
+        self.delivery.decorate_card = self.decorate
+        self.delivery.handlers[REQUESTER_CONFIRMATION] = self.confirm
+        self.delivery.reminder_handler = self.remind
+
+    # -- approval cards ----------------------------------------------------------------------
+    def decorate(self, n: Notification, blks: list) -> list:
+        req = request_from_dict(n.payload["request"])
+        return cards.decorate_approval(blks, req, n.payload, n.recipient, self.now(),
+                                       sensitive_prefixes=self.sensitive_folders)
+
+    def approval(self, n: Notification) -> tuple[str, list]:
+        d = self.delivery
+        req = request_from_dict(n.payload["request"])
+        text, blks = blocks.approval_card(req, n.payload, secret_url=d.secret_url(req.secret_id),
+                                          default_hours=d.default_hours)
+        return text, self.decorate(n, blks)
+
+    # -- the requester -----------------------------------------------------------------------
+    def confirm(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
+        req = request_from_dict(n.payload["request"])
+        text, blks = cards.requester_confirmation(req, n.payload, secret_url=self.delivery.secret_url(req.secret_id))
+        self.delivery.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
+        return "chat.postMessage", None
+
+    # -- reviewers ---------------------------------------------------------------------------
+    def remind(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
+        d = self.delivery
+        found = snapshot.get_request(d.db, n.request_id)
+        if found is None or found[0].status != PENDING:
+            return "none", "request no longer pending"
+        req = request_from_dict(n.payload["request"])
+        text, blks = cards.reminder_card(self.approval(n), req, n.payload, self.now())
+        if d.mode == "dm":
+            # A fresh card at the bottom of the DM; the older one is removed so that exactly
+            # one card with buttons stays, and it is the one later updates rewrite.
+            old = d.outbox.card(req.id, n.recipient)
+            data = d.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
+            d.outbox.save_card(req.id, n.recipient, data["channel"], data["ts"])
+            if old:
+                try:
+                    d.api.call("chat.delete", channel=old[0], ts=old[1])
+                except SlackError as exc:
+                    log.warning("older card not removed", extra={"request_id": req.id, "error": str(exc)})
+            return "chat.postMessage", None
+        channel = d.directory.dm_channel(slack_user)
+        d.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)
+        return "chat.postEphemeral", None
+
+
+def handles(event: str) -> bool:
+    return event == REQUESTER_CONFIRMATION or is_reminder(event)
+
+
+def install(relay) -> None:
+    """Wire the follow-ups into a Relay's poll and delivery (composition root hook)."""
+    from ..followups import FollowupPolicy, Followups
+    from ..reminders import ReminderPolicy
+    a = relay.cfg.approvals
+    relay.followups = Followups(FollowupPolicy(
+        confirm_to_requester=a.confirm_to_requester,
+        reminders=ReminderPolicy(after_minutes=float(a.remind_after_minutes))))
+    relay.poller.on_diff.append(relay.followups.on_poll)
+    FollowupSender(relay.delivery, sensitive_folders=a.sensitive_folders).install()
