@@ -1,6 +1,7 @@
 -- What the relay does beyond Secret Server's own workflow: reminders to reviewers of requests
 -- still pending, and the facts (folder path, reviewer steps) the reminder cards repeat.
--- One row per Pending request; deleted when the request is decided. The poll asks only for
+-- One row per Pending request (also when reminders are off: the click on a sensitive
+-- folder's card reads its folder path here); deleted when the request is decided. The poll asks only for
 -- rows whose next_reminder_at has come (indexed), so an idle poll costs one index probe.
 CREATE TABLE reminders (
     request_id       INTEGER PRIMARY KEY,

@@ -81,13 +81,11 @@ class Followups:
         # backlog) are skipped: the approval message itself is the news.
         state = replace(state, sent=len(reminders_due(state, now, self.policy.reminders)))
         nxt = next_reminder_at(state, self.policy.reminders)
-        if nxt is None:
-            return
         kept = {k: ctx[k] for k in _KEPT if k in ctx}
         db.execute("INSERT INTO reminders (request_id, requested_at, sent, next_reminder_at, context) "
                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(request_id) DO UPDATE SET "
                    "next_reminder_at = excluded.next_reminder_at, context = excluded.context",
-                   [req.id, state.requested_at.isoformat(), state.sent, nxt.isoformat(),
+                   [req.id, state.requested_at.isoformat(), state.sent, nxt.isoformat() if nxt else None,
                     json.dumps(kept, sort_keys=True)])
 
     def _settled(self, db, request_id: int, now: datetime) -> None:
@@ -138,3 +136,10 @@ class Followups:
         found = snapshot.get_request(db, request_id)
         current = set(found[1].get("reviewers") or []) if found else set()
         return frozenset(u for u in told if u in current)
+
+
+def pending_facts(db: sqlite_utils.Database, request_id: int) -> dict:
+    """What the poll saw of a request still pending (folder_path, requester_name,
+    reviewer_steps); empty once it is decided or when the relay has not seen it."""
+    row = db.execute("SELECT context FROM reminders WHERE request_id = ?", [request_id]).fetchone()
+    return json.loads(row[0]) if row else {}

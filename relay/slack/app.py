@@ -35,6 +35,7 @@ from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from .. import actions as act
+from .. import followups, routes
 from .. import secrets as secrets_mod   # secrets in Slack (issue 4)
 from ..errors import RelayError, SlackError, SlackPermanentError, SlackRateLimited, SlackUnavailable
 from ..identity import EmailBinding
@@ -45,7 +46,7 @@ from ..store import snapshot
 from ..store.local import ThreadLocalDb
 from ..web.app import json_response
 from ..web.signin import SignInPages
-from . import guard, replies
+from . import cards, guard, replies
 from . import home as home_mod
 from . import secret_flows   # secrets in Slack (issue 4)
 from .blocks import APPROVE, DENY, OPEN_IN_SS, escape
@@ -346,7 +347,10 @@ class Interactions:
             log.warning("click without a request id", extra={"action_id": action.get("action_id")})
             return
         source = self._source(body)
-        if self.cfg.approvals.ask_reason and kind in (act.APPROVE, act.DENY):
+        sensitive = self._sensitive_folder(request_id) if kind == act.APPROVE else ""
+        if sensitive:   # Approve on a sensitive folder's request always asks why
+            source["sensitive_folder"] = sensitive
+        if (self.cfg.approvals.ask_reason or sensitive) and kind in (act.APPROVE, act.DENY):
             trigger = body.get("trigger_id")
             if isinstance(trigger, str) and trigger:
                 self._submit_fast(self._open_reason_modal, trigger, kind, request_id, source)
@@ -366,6 +370,9 @@ class Interactions:
         meta = self._metadata(view)
         if meta.get("action") == act.DENY and not self._reason(view).strip():
             return "Say why the request is denied."
+        source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+        if source.get("sensitive_folder") and not self._reason(view).strip():
+            return "Say why access to a sensitive folder is approved."
         return ""
 
     def on_reason(self, body: dict, view: dict) -> None:
@@ -447,6 +454,11 @@ class Interactions:
             return ""
         return value if isinstance(value, str) else ""
 
+    def _sensitive_folder(self, request_id: int) -> str:
+        """The folder path when the request's secret is in one of approvals.sensitive_folders."""
+        path = followups.pending_facts(self.db, request_id).get("folder_path") or ""
+        return path if routes.sensitive_folder(path, self.cfg.approvals.sensitive_folders) else ""
+
     def _open_reason_modal(self, trigger_id: str, kind: str, request_id: int, source: dict) -> None:
         found = snapshot.get_request(self.db, request_id)
         summary = ""
@@ -455,9 +467,11 @@ class Interactions:
             summary = f"*{escape(req.secret_name)}*, requested by {escape(req.requester_username)}"
             if req.comment:
                 summary += f"\n> {escape(req.comment)[:500]}"
+        view = replies.reason_modal(kind, request_id, summary, {"source": source})
+        if source.get("sensitive_folder"):
+            view = cards.require_reason(view, source["sensitive_folder"])
         try:
-            self.slack.call("views.open", trigger_id=trigger_id,
-                            view=replies.reason_modal(kind, request_id, summary, {"source": source}))
+            self.slack.call("views.open", trigger_id=trigger_id, view=view)
         except SlackError as exc:
             log.warning("could not open the reason modal", extra={"error": str(exc)})
 

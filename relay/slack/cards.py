@@ -129,6 +129,19 @@ def decorate_approval(blks: list[dict], req: AccessRequest, payload: dict, recip
     return out
 
 
+def require_reason(modal: dict, folder_path: str) -> dict:
+    """The reason modal for Approve on a sensitive folder's request: the banner on top, and
+    the reason is required (as it is for Deny)."""
+    out = dict(modal)
+    blocks = [dict(b) for b in modal.get("blocks") or []]
+    for b in blocks:
+        if b.get("type") == "input":
+            b["optional"] = False
+            b["label"] = plain("Reason (required for a sensitive folder)", 2000)
+    out["blocks"] = [sensitive_banner(folder_path), *blocks]
+    return out
+
+
 def requester_confirmation(req: AccessRequest, payload: dict, *, secret_url: str) -> tuple[str, list]:
     """The requester's DM when their request is seen: who it went to, and "Cancel request"."""
     secret = link(secret_url, req.secret_name) if secret_url else escape(req.secret_name)
