@@ -5,6 +5,7 @@ the stand-ins, and the pure parts by equality."""
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 from conftest import cycle
@@ -142,3 +143,68 @@ def test_approve_outside_the_sensitive_folders_writes_at_once(sandbox, make_rela
     sb.slack.wait_for("chat.update")
     assert sb.slack.calls_to("views.open") == []
     assert len(sb.ss.calls_to("/api/v1/secret-access-requests$", "PUT")) == 1
+
+
+# ---------------------------------------------------------------------- cards at a glance
+STEPS = [
+    {"name": "Carol Lead", "group_id": 7, "is_user": True, "members": [[30, "Carol Lead"]]},
+    {"name": "DB Approvers", "group_id": 8, "is_user": False,
+     "members": [[31, "Alice"], [32, "Bob"], [33, "Dan"], [34, "Eve"], [35, "Fay"], [20, "Rita"]]},
+]
+
+
+def test_glance_says_when_where_and_why_this_reviewer_is_asked():
+    from datetime import datetime, timedelta
+
+    from relay.model import AccessRequest
+    from relay.slack import cards
+    now = datetime(2026, 11, 28, 10, 45, tzinfo=UTC)
+    req = AccessRequest(id=5, secret_id=1005, secret_name="prod-db", folder_id=10, requester_id=20,
+                        requester_username="rita", status="Pending", requested_at=now - timedelta(minutes=3))
+    payload = {"folder_path": "\\Production\\DB", "reviewer_steps": STEPS}
+    card = [{"type": "header"}, {"type": "section"}, {"type": "actions"}]
+    assert cards.decorate_approval(card, req, payload, 32, now, sensitive_prefixes=("\\production",)) == [
+        {"type": "header"},
+        {"type": "section", "text": {"type": "mrkdwn", "text": ":warning: *Sensitive folder:* \\Production\\DB"}},
+        {"type": "section"},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text":
+            "Requested 3 min ago (<!date^1795862520^{date_short_pretty} {time}|2026-11-28 10:42 UTC>)"
+            " · Folder \\Production\\DB · You are asked as a member of DB Approvers."}]},
+        {"type": "actions"},
+    ]
+    assert cards.asked_as(STEPS, 30) == "You are a named reviewer of this request."
+    assert cards.asked_as(STEPS, 99) == ""
+
+
+def test_who_is_asked_names_a_few_and_counts_the_rest_never_the_requester():
+    from relay.slack import cards
+    assert cards.asked_line(STEPS, 20) == "Carol Lead, Alice, Bob (and 3 more in DB Approvers)"
+    assert cards.asked_line(STEPS, 20, joiner="or anyone in") == "Carol Lead, Alice, Bob or anyone in DB Approvers"
+    assert cards.asked_line(STEPS[1:], 20, limit=5) == "Alice, Bob, Dan, Eve, Fay (DB Approvers)"
+
+
+@pytest.mark.parametrize("minutes,said", [(0, "just now"), (3, "3 min ago"), (59, "59 min ago"),
+                                          (120, "2 h ago"), (47 * 60, "47 h ago"), (72 * 60, "3 days ago")])
+def test_ago_in_an_approvers_words(minutes, said):
+    from datetime import datetime, timedelta
+
+    from relay.slack.cards import ago
+    now = datetime(2026, 11, 28, 10, 45, tzinfo=UTC)
+    assert ago(now - timedelta(minutes=minutes), now) == said
+
+
+def test_each_reviewer_is_told_why_they_are_asked(sandbox, make_relay):
+    # Test setup: the step names Alice herself and the group DB Approvers (Alice, Bob).
+    sb = sandbox
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm")
+    sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, steps=[[sb["alice"].ss_id, sb.groups["approvers"]]])
+    cycle(relay)
+
+    def glance(who: str) -> str:
+        (card,) = [m for m in sb.slack.messages(sb[who].slack_id) if '"approve"' in json.dumps(m["blocks"])]
+        return next(b for b in card["blocks"] if b["type"] == "context")["elements"][0]["text"]
+    assert glance("alice").endswith("· Folder \\Production\\Databases · You are a named reviewer of this request.")
+    assert glance("bob").endswith("· Folder \\Production\\Databases · You are asked as a member of DB Approvers.")
+    assert glance("bob").startswith("Requested just now (<!date^")
+    (told,) = confirmations(sb)
+    assert told["text"] == "Your request for prod-db went to Alice Approver, Bob Approver (DB Approvers)"
