@@ -208,3 +208,164 @@ def test_each_reviewer_is_told_why_they_are_asked(sandbox, make_relay):
     assert glance("bob").startswith("Requested just now (<!date^")
     (told,) = confirmations(sb)
     assert told["text"] == "Your request for prod-db went to Alice Approver, Bob Approver (DB Approvers)"
+
+
+# ---------------------------------------------------------------------- reminders
+def test_reminder_schedule_doubles_and_stops_after_three():
+    from datetime import datetime, timedelta
+
+    from relay.reminders import (
+        ReminderPolicy,
+        ReminderState,
+        next_reminder_at,
+        reminders_due,
+    )
+    t0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    policy = ReminderPolicy(after_minutes=30)
+
+    def due(minutes: float, sent: int = 0, status: str = "Pending") -> list[int]:
+        return reminders_due(ReminderState(t0, status, sent), t0 + timedelta(minutes=minutes), policy)
+    assert due(29.9) == [] and due(30) == [1] and due(59, sent=1) == [] and due(60, sent=1) == [2]
+    assert due(120, sent=2) == [3] and due(10_000, sent=3) == []
+    assert due(125) == [1, 2, 3]                      # a relay that was away sees all three due
+    assert due(60, status="Approved") == []
+    assert reminders_due(ReminderState(t0), t0 + timedelta(days=9), ReminderPolicy(after_minutes=0)) == []
+    assert next_reminder_at(ReminderState(t0, sent=1), policy) == t0 + timedelta(minutes=60)
+    assert next_reminder_at(ReminderState(t0, sent=3), policy) is None
+    half = ReminderPolicy(after_minutes=0.5)
+    assert next_reminder_at(ReminderState(t0), half) == t0 + timedelta(seconds=30)
+
+
+def reminders_to(sb, who: str) -> list[dict]:
+    return [m for m in sb.slack.ephemerals(sb[who].slack_id) if "Reminder:" in (m.get("text") or "")]
+
+
+T0 = "2026-11-30 09:00:00"
+
+
+def at(minutes: float):
+    from datetime import datetime, timedelta
+    return datetime(2026, 11, 30, 9, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+
+
+def test_reviewers_are_reminded_at_30_60_and_120_minutes(sandbox, make_relay):
+    from freezegun import freeze_time
+    sb = sandbox
+    with freeze_time(T0) as clock:
+        # Test setup: Rita asks at 09:00; Alice and Bob are asked.
+        relay = make_relay()
+        rid = new_request(sb)
+        cycle(relay)
+        seen = []
+        # Test execution: a poll at each of these minutes.
+        for minute in (29, 30, 31, 59, 60, 119, 120, 240, 500):
+            clock.move_to(at(minute))
+            cycle(relay)
+            seen.append((minute, len(reminders_to(sb, "alice")), len(reminders_to(sb, "bob"))))
+    # Validating: one reminder each at 30, 60 and 120 minutes, none otherwise, never a fourth.
+    assert seen == [(29, 0, 0), (30, 1, 1), (31, 1, 1), (59, 1, 1), (60, 2, 2), (119, 2, 2),
+                    (120, 3, 3), (240, 3, 3), (500, 3, 3)]
+    first, _, third = reminders_to(sb, "bob")
+    assert first["text"] == (":alarm_clock: Reminder: Rita Requester's request for prod-db is still "
+                             "waiting for a review (waiting 30 min)")
+    assert "(waiting 2 h)" in third["text"]
+    assert [("approve", str(rid)), ("deny", str(rid))] == buttons(first)
+    assert reminders_to(sb, "rita") == []
+
+
+def test_no_reminder_after_the_decision(sandbox, make_relay):
+    from freezegun import freeze_time
+    sb = sandbox
+    with freeze_time(T0) as clock:
+        relay = make_relay()
+        rid = new_request(sb)
+        cycle(relay)
+        clock.move_to(at(30))
+        cycle(relay)
+        assert len(reminders_to(sb, "alice")) == 1
+        # Bob approves in SS's web UI at 09:45.
+        clock.move_to(at(45))
+        sb.ss.approve(rid, sb["bob"].ss_id, "ok", expiration=at(600))
+        for minute in (60, 120, 240):
+            clock.move_to(at(minute))
+            cycle(relay)
+    assert len(reminders_to(sb, "alice")) == 1 and len(reminders_to(sb, "bob")) == 1
+    assert relay.db.execute("SELECT COUNT(*) FROM reminders").fetchone()[0] == 0
+
+
+def test_a_reminder_queued_before_the_decision_is_not_sent_after_it(sandbox, make_relay):
+    from freezegun import freeze_time
+    sb = sandbox
+    with freeze_time(T0) as clock:
+        relay = make_relay()
+        rid = new_request(sb)
+        cycle(relay)
+        clock.move_to(at(30))
+        sb.slack.fail("chat.postEphemeral", status=503, times=None)   # Slack is down at 09:30
+        cycle(relay)
+        sb.ss.deny(rid, sb["alice"].ss_id, "no")
+        sb.slack.clear_faults()
+        clock.move_to(at(40))
+        cycle(relay)
+        clock.move_to(at(41))
+        cycle(relay)
+    assert reminders_to(sb, "alice") == [] and reminders_to(sb, "bob") == []
+
+
+def test_reminders_are_never_sent_twice_across_a_restart(sandbox, make_relay):
+    from freezegun import freeze_time
+
+    from relay.runtime import Relay
+    sb = sandbox
+    with freeze_time(T0) as clock:
+        relay = make_relay()
+        new_request(sb)
+        cycle(relay)
+        clock.move_to(at(30))
+        cycle(relay)
+        relay.stop()
+        again = Relay(relay.cfg)
+        try:
+            for minute in (30, 31, 59):
+                clock.move_to(at(minute))
+                cycle(again)
+            assert len(reminders_to(sb, "alice")) == 1
+            clock.move_to(at(60))
+            cycle(again)
+            cycle(again)
+        finally:
+            again.stop()
+    assert len(reminders_to(sb, "alice")) == 2 and len(reminders_to(sb, "bob")) == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_relay_away_for_hours_sends_only_the_latest_reminder(sandbox, make_relay, mode):
+    from freezegun import freeze_time
+    sb = sandbox
+    with freeze_time(T0) as clock:
+        relay = make_relay(SLACK_APPROVER_MESSAGES=mode)
+        rid = new_request(sb)
+        cycle(relay)
+        clock.move_to(at(180))
+        cycle(relay)
+        cycle(relay)
+    if mode == "ephemeral":
+        (only,) = reminders_to(sb, "alice")
+    else:   # a fresh card replaces the first one: one card with buttons in the DM
+        cards = [m for m in sb.slack.messages(sb["alice"].slack_id) if '"approve"' in json.dumps(m["blocks"])]
+        (only,) = cards
+        assert "Reminder:" in only["text"]
+        assert relay.delivery.outbox.card(rid, sb["alice"].ss_id) == (only["channel"], only["ts"])
+    assert "(waiting 3 h)" in only["text"]
+
+
+def test_remind_after_zero_never_reminds(sandbox, make_relay):
+    from freezegun import freeze_time
+    sb = sandbox
+    with freeze_time(T0) as clock:
+        relay = make_relay(APPROVALS_REMIND_AFTER_MINUTES="0")
+        new_request(sb)
+        cycle(relay)
+        clock.move_to(at(500))
+        cycle(relay)
+    assert reminders_to(sb, "alice") == []
