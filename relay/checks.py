@@ -130,6 +130,9 @@ def slack_checks(cfg: Config) -> list[Check]:
     out = [bot]
     if bot.ok:
         out.append(scopes_check(granted[0]))
+        for route in cfg.channels:   # [[channels]]: the bot must be in each routed channel
+            out.append(_guard(f"slack channel {route.channel}", lambda r=route: _channel_member(client, r),
+                              FIX_CHANNEL))
     else:
         out.append(skipped("slack scopes", "Slack unreachable" if bot.fix == FIX_SLACK_NETWORK
                            else "the bot token was refused"))
@@ -299,6 +302,38 @@ def _auth_test(client) -> tuple[dict, set[str]]:
             header = v[0] if isinstance(v, list) else v
     scopes = {s.strip() for s in str(header).split(",") if s.strip()}
     return dict(resp.data) if isinstance(resp.data, dict) else {}, scopes
+
+
+FIX_CHANNEL = ("Invite the bot to the channel: open it in Slack and type `/invite @<the app's name>` "
+               "(see README, \"Beyond Secret Server's own bot\"). Use the channel's ID (C…, from the "
+               "channel's details), not its name.")
+
+
+def _channel_member(client, route) -> str:
+    """conversations.info: the channel exists and the bot is a member of it."""
+    from slack_sdk.errors import SlackApiError, SlackClientError
+    try:
+        resp = client.api_call("conversations.info", params={"channel": route.channel})
+    except SlackApiError as exc:
+        error = exc.response.get("error", "") if isinstance(exc.response.data, dict) else ""
+        if error == "missing_scope":
+            raise SlackUnavailable("conversations.info", "the bot token lacks channels:read (groups:read for "
+                                   "a private channel): add it to the app's bot scopes and reinstall") from None
+        if error == "channel_not_found":
+            raise SlackUnavailable("conversations.info", "no such channel, or a private channel the bot "
+                                   "is not in") from None
+        raise SlackUnavailable("conversations.info", error or f"HTTP {exc.response.status_code}") from None
+    except (SlackClientError, OSError) as exc:
+        raise SlackUnavailable("conversations.info", f"not reachable ({type(exc).__name__})") from None
+    channel = (resp.data or {}).get("channel") if isinstance(resp.data, dict) else None
+    if not isinstance(channel, dict):
+        raise SlackUnavailable("conversations.info", "answered without a channel")
+    name = f"#{channel.get('name')}" if channel.get("name") else route.channel
+    if channel.get("is_archived"):
+        raise SlackUnavailable("conversations.info", f"{name} is archived")
+    if not channel.get("is_member"):
+        raise SlackUnavailable("conversations.info", f"the bot is not a member of {name}")
+    return f"the bot is in {name} (requests under {route.folder})"
 
 
 def scopes_check(granted: set[str]) -> Check:

@@ -176,6 +176,39 @@ def _folder_list(v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _channels(v: Any) -> tuple:
+    """`[[channels]]` (or SSRELAY_CHANNELS as a JSON array of the same tables): folder
+    prefix -> channel id, optional `personal`."""
+    from .routes import ChannelRoute
+    if isinstance(v, str):
+        import json
+        try:
+            v = json.loads(v) if v.strip() else []
+        except ValueError:
+            raise ConfigError("channels", "a JSON array of {folder, channel, personal} tables") from None
+    if not isinstance(v, list):
+        raise ConfigError("channels", "an array of tables: [[channels]] with folder and channel")
+    out = []
+    for i, route in enumerate(v):
+        where = f"channels[{i}]"
+        if not isinstance(route, dict):
+            raise ConfigError(where, "a table with folder and channel")
+        unknown = set(route) - {"folder", "channel", "personal"}
+        if unknown:
+            raise ConfigError(f"{where}.{min(unknown)}", "a known key: folder, channel, personal")
+        folder, channel = route.get("folder"), route.get("channel")
+        if not isinstance(folder, str) or not folder.strip("\\/ "):
+            raise ConfigError(f"{where}.folder", "a folder path such as '\\Production'", folder)
+        if not isinstance(channel, str) or channel[:1] not in ("C", "G") or not channel.isalnum():
+            raise ConfigError(f"{where}.channel", "a channel id such as C0123456789 (not its #name)", channel)
+        try:
+            personal = _bool(route.get("personal", False))
+        except ValueError:
+            raise ConfigError(f"{where}.personal", "true or false", route.get("personal")) from None
+        out.append(ChannelRoute(folder, channel, personal))
+    return tuple(out)
+
+
 def _fernet_key(v: Any) -> str:
     import base64
     s = _str(v)
@@ -236,6 +269,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
 ENV_PREFIX = "SSRELAY_"
 # Environment variables that are not settings but are read by ssrelay itself.
 OTHER_VARIABLES = {"SSRELAY_CONFIG"}
+CHANNELS_VARIABLE = "SSRELAY_CHANNELS"   # [[channels]] as a JSON array of the same tables
 FILE_HINT = "a readable TOML file (--config, $SSRELAY_CONFIG or ./ssrelay.toml)"
 
 
@@ -285,6 +319,9 @@ class ApprovalsSection:
     default_duration_hours: float
     notify_expiry: bool
     ask_reason: bool
+    remind_after_minutes: float
+    confirm_to_requester: bool
+    sensitive_folders: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -332,6 +369,7 @@ class Config:
     nudge: NudgeSection
     source: str = ""                  # the TOML file read; "" when the environment was the only source
     warnings: tuple[str, ...] = ()    # settings that were ignored (unknown SSRELAY_* variables)
+    channels: tuple = ()              # [[channels]] routes (relay.routes.ChannelRoute), first match wins
 
     def secret_url(self, secret_id: int) -> str:
         return self.secret_server.secret_url.format(base_url=self.secret_server.base_url, id=secret_id)
@@ -372,7 +410,7 @@ def env_name(section: str, key: str) -> str:
 
 
 def known_variables() -> set[str]:
-    names = {env_name(s, k) for s, k in SCHEMA} | OTHER_VARIABLES
+    names = {env_name(s, k) for s, k in SCHEMA} | OTHER_VARIABLES | {CHANNELS_VARIABLE}
     return names | {env_name(s, k) + "_FILE" for s, k in SECRET_KEYS}
 
 
@@ -426,6 +464,8 @@ def structure_problems(raw: Mapping[str, Any]) -> list[ConfigError]:
     problems: list[ConfigError] = []
     file_keys = [f"{s}.{k}" for s, k in SCHEMA] + [f"{s}.{k}_file" for s, k in SECRET_KEYS]
     for section, body in raw.items():
+        if section == "channels":       # [[channels]]: an array of tables, checked by _channels
+            continue
         if section not in SECTIONS:
             problems.append(ConfigError(f"[{section}]", unknown_key(section, SECTIONS)))
         elif not isinstance(body, dict):
@@ -504,7 +544,7 @@ def _mode_problems(slack: Mapping[str, Any]) -> list[ConfigError]:
 
 
 def validate(merged: Mapping[tuple[str, str], Any], *, source: str = "",
-             warnings: Iterable[str] = ()) -> Config:
+             warnings: Iterable[str] = (), channels: tuple = ()) -> Config:
     """Step 3: every key checked; all problems raised together (ConfigProblems), so an
     operator sees every missing or malformed key in one run."""
     values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
@@ -517,7 +557,7 @@ def validate(merged: Mapping[tuple[str, str], Any], *, source: str = "",
     problems += _mode_problems(values["slack"])
     _raise(problems)
     sections = {s: cls(**values[s]) for s, cls in SECTIONS.items()}
-    return Config(**sections, source=source, warnings=tuple(warnings))
+    return Config(**sections, source=source, warnings=tuple(warnings), channels=channels)
 
 
 def _raise(problems: list[ConfigError]) -> None:
@@ -534,7 +574,8 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None, *,
     env = dict(os.environ if environ is None else environ)
     source, raw = parse(path, env, require_file=require_file, use_file=use_file)
     merged = merge_environment(raw, env)
-    return validate(merged, source=source, warnings=unknown_environment(env))
+    channels = _channels(env[CHANNELS_VARIABLE] if CHANNELS_VARIABLE in env else raw.get("channels", []))
+    return validate(merged, source=source, warnings=unknown_environment(env), channels=channels)
 
 
 def read_keys(keys: list[tuple[str, str]], path: str | None = None,

@@ -26,12 +26,16 @@ from .reminders import (
     next_reminder_at,
     reminders_due,
 )
+from .routes import ChannelRoute, route_for
 from .store import snapshot
 
 REQUESTER_CONFIRMATION = "requester_confirmation"   # to the requester: "went to ..." + Cancel
+CHANNEL_CARD = "channel_card"          # to a routed request's team channel: the card, Approve / Deny
+CHANNEL_CLOSED = "channel_closed"      # the channel card in its final state, and a thread reply
+CHANNEL = 0                            # the recipient of channel events: the route's channel
 REMINDER_PREFIX = "reminder_"
 # What a reminder repeats from the poll's context (the snapshot holds the request itself).
-_KEPT = ("folder_name", "folder_path", "requester_name", "reviewer_steps")
+_KEPT = ("folder_name", "folder_path", "requester_name", "reviewer_steps", "channel", "personal")
 
 
 def describe_steps(steps: Iterable[StepReviewer], members: Mapping[int, tuple[Person, ...]],
@@ -46,6 +50,7 @@ def describe_steps(steps: Iterable[StepReviewer], members: Mapping[int, tuple[Pe
 class FollowupPolicy:
     confirm_to_requester: bool = True
     reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
+    routes: tuple[ChannelRoute, ...] = ()
 
 
 def is_reminder(event: str) -> bool:
@@ -63,9 +68,21 @@ class Followups:
         self._annotate(diff)
         for req, _ in diff.upserts:
             before = known.get(req.id)
+            ctx = obs.context.get(req.id, {})
+            route = route_for(ctx.get("folder_path") or "", self.policy.routes) if req.status == PENDING else None
+            if route is not None:
+                ctx = {**ctx, "channel": route.channel, "personal": route.personal}
+                if not route.personal:   # the channel card asks; reviewers are not told one by one
+                    diff.events[:] = [ev for ev in diff.events
+                                      if not (ev.request_id == req.id and ev.kind == sync.APPROVAL_REQUESTED)]
             if req.status == PENDING and (before is None or before.status != PENDING):
-                self._new_request(db, req, obs.context.get(req.id, {}), diff, now)
+                self._new_request(db, req, ctx, diff, now)
             elif req.status != PENDING:
+                facts = pending_facts(db, req.id)
+                if facts.get("channel") and before is not None and before.status == PENDING:
+                    diff.events.append(sync.Event(req.id, CHANNEL_CLOSED, CHANNEL,
+                                                  {"request": request_to_dict(req), **facts,
+                                                   **obs.context.get(req.id, {})}))
                 self._settled(db, req.id, now)
         for rid in diff.settled:
             self._settled(db, rid, now)
@@ -73,6 +90,8 @@ class Followups:
 
     # -- new requests ------------------------------------------------------------------------
     def _new_request(self, db, req: AccessRequest, ctx: dict, diff: sync.Diff, now: datetime) -> None:
+        if ctx.get("channel"):
+            diff.events.append(sync.Event(req.id, CHANNEL_CARD, CHANNEL, {"request": request_to_dict(req), **ctx}))
         if self.policy.confirm_to_requester:
             diff.events.append(sync.Event(req.id, REQUESTER_CONFIRMATION, req.requester_id,
                                           {"request": request_to_dict(req), **ctx}))
@@ -121,7 +140,8 @@ class Followups:
             number = due[-1]          # after a long pause, only the latest reminder is news
             req = found[0]
             ctx = json.loads(context)
-            for uid in sorted(self._told(db, rid)):
+            recipients = sorted(self._told(db, rid)) + ([CHANNEL] if ctx.get("channel") else [])
+            for uid in recipients:
                 diff.events.append(sync.Event(rid, event_name(number), uid, {
                     "request": request_to_dict(req), **ctx, "reminder": number, "recipient": uid}))
             after = replace(state, sent=number)

@@ -83,6 +83,7 @@ METHOD_SCOPES = {
     "conversations.history": "im:history",  # for a DM; channels:history / groups:history otherwise
     "users.info": "users:read",
     "users.lookupByEmail": "users:read.email",
+    # conversations.info needs the read scope of the channel's type (checked in the method).
 }
 
 _TRIGGER_RE = re.compile(r"^\d+\.\d+\.[0-9a-zA-Z]+$")
@@ -308,10 +309,14 @@ class SlackStandIn:
             self._dm_channel_locked(user_id)
         return copy.deepcopy(user)
 
-    def add_channel(self, channel_id: str, *, members: Iterable[str] = ()) -> None:
-        """A public/private channel the bot is in, with these human members."""
+    def add_channel(self, channel_id: str, *, members: Iterable[str] = (), name: str | None = None,
+                    bot_member: bool = True, private: bool = False) -> None:
+        """A public (C…) or private channel with these human members; the bot is in it unless
+        `bot_member` is False (then posting answers not_in_channel, as Slack does)."""
         with self._lock:
-            self._channels[channel_id] = {"members": set(members), "im_user": None}
+            self._channels[channel_id] = {"members": set(members), "im_user": None,
+                                          "name": name or channel_id.lower(), "bot_member": bot_member,
+                                          "private": private}
             self._messages.setdefault(channel_id, {})
 
     def dm_channel(self, user_id: str) -> str:
@@ -528,6 +533,12 @@ class SlackStandIn:
         with self._lock:
             cid = self._resolve_channel_locked(channel_or_user) or channel_or_user
             return [copy.deepcopy(m) for m in self._messages.get(cid, {}).values()]
+
+    def thread(self, channel: str, ts: str) -> list[dict]:
+        """The replies in the thread of message `ts` (not the parent), oldest first."""
+        with self._lock:
+            return [copy.deepcopy(m) for m in self._messages.get(channel, {}).values()
+                    if m.get("thread_ts") == ts and m["ts"] != ts]
 
     def ephemerals(self, user_id: str) -> list[dict]:
         """Live ephemeral messages shown to ``user_id`` (ts, text, blocks, user, channel)."""
@@ -974,12 +985,35 @@ def _conversations_open(s: SlackStandIn, args: dict) -> dict:
     return {"channel": {"id": s._dm_target_locked(uid)}}
 
 
+def _conversations_info(s: SlackStandIn, args: dict) -> dict:
+    """Slack's conversation object (the fields the relay and operators read)."""
+    cid = _require(args, "channel", "channel_not_found")
+    ch = s._channels.get(cid)
+    if ch is None:
+        raise _ApiError("channel_not_found")
+    im = ch["im_user"] is not None
+    private = bool(ch.get("private"))
+    needed = "im:read" if im else "groups:read" if private else "channels:read"
+    if needed not in s.scopes:
+        raise _ApiError("missing_scope", extra={"needed": needed, "provided": ",".join(s.scopes)})
+    if im:
+        return {"channel": {"id": cid, "is_im": True, "user": ch["im_user"], "is_archived": False,
+                            "is_org_shared": False, "created": 1700000000}}
+    return {"channel": {"id": cid, "name": ch.get("name") or cid.lower(), "is_channel": not private,
+                        "is_group": private, "is_im": False, "is_mpim": False, "is_private": private,
+                        "is_archived": False, "is_general": False, "is_shared": False,
+                        "is_org_shared": False, "is_member": bool(ch.get("bot_member", True)),
+                        "created": 1700000000, "creator": "U0ADMIN"}}
+
+
 def _chat_post_message(s: SlackStandIn, args: dict) -> dict:
     channel = _require(args, "channel", "channel_not_found")
     if channel in s._users:
         cid = s._dm_target_locked(channel)
     elif channel in s._channels:
         cid = channel
+        if not s._channels[cid].get("bot_member", True):
+            raise _ApiError("not_in_channel")
     else:
         raise _ApiError("channel_not_found")
     text, blocks, warnings = _message_content(args)
@@ -997,7 +1031,12 @@ def _chat_post_message(s: SlackStandIn, args: dict) -> dict:
         "edited": None,
     }
     if args.get("thread_ts"):
-        msg["thread_ts"] = args["thread_ts"]
+        msg["thread_ts"] = str(args["thread_ts"])
+        parent = s._messages.get(cid, {}).get(msg["thread_ts"])
+        if parent is not None:   # as Slack shows a thread's parent: its ts, count, latest reply
+            parent["thread_ts"] = parent["ts"]
+            parent["reply_count"] = parent.get("reply_count", 0) + 1
+            parent["latest_reply"] = ts
     if args.get("metadata") is not None:
         msg["metadata"] = _message_metadata(args)
     s._messages.setdefault(cid, {})[ts] = msg
@@ -1294,6 +1333,7 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict], dict]] = {
     "users.lookupByEmail": _users_lookup_by_email,
     "conversations.open": _conversations_open,
     "conversations.history": _conversations_history,
+    "conversations.info": _conversations_info,
     "chat.postMessage": _chat_post_message,
     "chat.postEphemeral": _chat_post_ephemeral,
     "chat.update": _chat_update,

@@ -46,7 +46,7 @@ from ..store import snapshot
 from ..store.local import ThreadLocalDb
 from ..web.app import json_response
 from ..web.signin import SignInPages
-from . import cards, guard, replies
+from . import cards, followup_sender, guard, replies
 from . import home as home_mod
 from . import secret_flows   # secrets in Slack (issue 4)
 from .blocks import APPROVE, DENY, OPEN_IN_SS, escape
@@ -347,6 +347,8 @@ class Interactions:
             log.warning("click without a request id", extra={"action_id": action.get("action_id")})
             return
         source = self._source(body)
+        if source.get("kind") == "message" and followup_sender.is_channel_card(self.db, request_id, source):
+            source["kind"] = "channel"   # a team channel's card: answers to the clicker stay private
         sensitive = self._sensitive_folder(request_id) if kind == act.APPROVE else ""
         if sensitive:   # Approve on a sensitive folder's request always asks why
             source["sensitive_folder"] = sensitive
@@ -492,7 +494,15 @@ class Interactions:
             self._respond_or_dm(user, source, text, blocks, replace=False)
             return
         decided = o.kind in (act.DONE, act.STALE) and o.request is not None
-        if kind == "home":
+        if kind == "channel":
+            # The card is everyone's: the clicker hears privately; the card itself is closed
+            # (edited in place, one thread reply) through the outbox.
+            text, blocks = replies.notice(o)
+            self._respond_or_dm(user, source, text, blocks, replace=False)
+            if decided and o.request.status != PENDING and followup_sender.queue_channel_close(
+                    self.db, o.request, o.context, self.clock()):
+                self.relay.delivery.wake.set()
+        elif kind == "home":
             self.publish_home(user, team, force=True, notice=replies.outcome_line(o),
                               override={o.request_id: o.request} if o.request else None)
         elif decided and o.request.status != PENDING:

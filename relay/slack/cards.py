@@ -170,3 +170,36 @@ def reminder_card(approval: tuple[str, list], req: AccessRequest, payload: dict,
     _, blks = approval
     return truncate(line, FALLBACK_TEXT_LIMIT), [
         {"type": "section", "text": {"type": "mrkdwn", "text": truncate(line, SECTION_TEXT_LIMIT)}}, *blks]
+
+
+def channel_card(approval: tuple[str, list], req: AccessRequest, payload: dict, now: datetime,
+                 *, sensitive_prefixes: tuple[str, ...] = ()) -> tuple[str, list]:
+    """The card in a team channel: the approval card, when and where, and who is asked
+    ("Alice, Bob or anyone in DB Approvers"); Approve / Deny act as whoever clicks."""
+    text, blks = approval
+    who = asked_line(payload.get("reviewer_steps") or [], req.requester_id, joiner="or anyone in")
+    out = decorate_approval(blks, req, {**payload, "reviewer_steps": []}, -1, now,
+                            sensitive_prefixes=sensitive_prefixes)
+    actions = next((i for i, b in enumerate(out) if b.get("type") == "actions"), len(out))
+    out.insert(actions, {"type": "context", "elements": [
+        {"type": "mrkdwn", "text": truncate(f"Asked: {who}", CONTEXT_TEXT_LIMIT)}]})
+    return text, out
+
+
+def thread_reply(req: AccessRequest, payload: dict) -> str:
+    """What happened to a channel card's request, as a reply in its thread."""
+    by = escape(req.decided_by) or "A reviewer"
+    comment = f": {escape(req.response_comment)}" if req.response_comment else ""
+    requester = escape(payload.get("requester_name") or req.requester_username)
+    return truncate({
+        "Approved": f":white_check_mark: {by} approved{comment}",
+        "Denied": f":x: {by} denied{comment}",
+        "Canceled": f":no_entry_sign: {requester} canceled",
+        "Expired": ":hourglass: Approved; the access has since expired",
+    }.get(req.status, f"Now {escape(req.status)}"), SECTION_TEXT_LIMIT)
+
+
+def channel_reminder(req: AccessRequest, payload: dict, now: datetime) -> str:
+    who = asked_line(payload.get("reviewer_steps") or [], req.requester_id, joiner="or anyone in")
+    return truncate(f":alarm_clock: Reminder: still waiting for a review ({waiting(req.requested_at, now)}). "
+                    f"Asked: {who}", SECTION_TEXT_LIMIT)

@@ -305,7 +305,8 @@ class Delivery:
     # --- one notification ------------------------------------------------------------------
     def _deliver(self, n: Notification) -> None:
         try:
-            slack_user = self.directory.slack_user_for(n.recipient)
+            # recipient 0: a team channel's card (relay.followups.CHANNEL), no person to map
+            slack_user = self.directory.slack_user_for(n.recipient) if n.recipient != 0 else ""
         except Unmapped as exc:
             self.outbox.dead(n, f"unmapped: {exc}")
             log.warning("notification dead-lettered", extra={"event": n.event, "request_id": n.request_id,

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..errors import SlackError
-from ..followups import REQUESTER_CONFIRMATION, is_reminder
+from ..followups import (
+    CHANNEL,
+    CHANNEL_CARD,
+    CHANNEL_CLOSED,
+    REQUESTER_CONFIRMATION,
+    is_reminder,
+)
 from ..model import PENDING, request_from_dict
 from ..outbox import Notification
 from ..store import snapshot
@@ -32,6 +38,8 @@ class FollowupSender:
     def install(self) -> None:
         self.delivery.decorate_card = self.decorate
         self.delivery.handlers[REQUESTER_CONFIRMATION] = self.confirm
+        self.delivery.handlers[CHANNEL_CARD] = self.post_channel_card
+        self.delivery.handlers[CHANNEL_CLOSED] = self.close_channel_card
         self.delivery.reminder_handler = self.remind
 
     # -- approval cards ----------------------------------------------------------------------
@@ -61,6 +69,8 @@ class FollowupSender:
         if found is None or found[0].status != PENDING:
             return "none", "request no longer pending"
         req = request_from_dict(n.payload["request"])
+        if n.recipient == CHANNEL:
+            return self._thread_reply(req.id, cards.channel_reminder(req, n.payload, self.now()))
         text, blks = cards.reminder_card(self.approval(n), req, n.payload, self.now())
         if d.mode == "dm":
             # A fresh card at the bottom of the DM; the older one is removed so that exactly
@@ -78,6 +88,53 @@ class FollowupSender:
         d.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)
         return "chat.postEphemeral", None
 
+    # -- team channels ---------------------------------------------------------------------
+    def post_channel_card(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
+        d = self.delivery
+        found = snapshot.get_request(d.db, n.request_id)
+        if found is None or found[0].status != PENDING:
+            return "none", "request no longer pending"
+        req = request_from_dict(n.payload["request"])
+        text, blks = cards.channel_card(self.approval(n), req, n.payload, self.now(),
+                                        sensitive_prefixes=self.sensitive_folders)
+        data = d.api.call("chat.postMessage", channel=n.payload["channel"], text=text, blocks=blks)
+        d.outbox.save_card(req.id, CHANNEL, data["channel"], data["ts"])
+        return "chat.postMessage", None
+
+    def close_channel_card(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
+        req = request_from_dict(n.payload["request"])
+        return close_channel_card(self.delivery, req, n.payload)
+
+    def _thread_reply(self, request_id: int, line: str) -> tuple[str, str | None]:
+        d = self.delivery
+        card = d.outbox.card(request_id, CHANNEL)
+        if card is None:
+            return "none", "no channel card"
+        d.api.call("chat.postMessage", channel=card[0], thread_ts=card[1], text=line,
+                   blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
+        return "chat.postMessage", None
+
+
+def close_channel_card(delivery, req, payload: dict) -> tuple[str, str | None]:
+    """The channel card rewritten to its final state (no buttons), and one thread reply
+    saying what happened. Rewriting is idempotent, so a retry after a failed reply is safe."""
+    d = delivery
+    card = d.outbox.card(req.id, CHANNEL)
+    if card is None:
+        return "none", "no channel card"
+    text, blks = blocks.closed_card(req, payload, secret_url=d.secret_url(req.secret_id),
+                                    default_hours=d.default_hours)
+    try:
+        d.api.call("chat.update", channel=card[0], ts=card[1], text=text, blocks=blks)
+    except SlackError as exc:
+        if getattr(exc, "error", "") != "message_not_found":
+            raise
+    line = cards.thread_reply(req, payload)
+    d.api.call("chat.postMessage", channel=card[0], thread_ts=card[1], text=line,
+               blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
+    d.outbox.close_card(req.id, CHANNEL)
+    return "chat.postMessage", None
+
 
 def handles(event: str) -> bool:
     return event == REQUESTER_CONFIRMATION or is_reminder(event)
@@ -90,6 +147,29 @@ def install(relay) -> None:
     a = relay.cfg.approvals
     relay.followups = Followups(FollowupPolicy(
         confirm_to_requester=a.confirm_to_requester,
-        reminders=ReminderPolicy(after_minutes=float(a.remind_after_minutes))))
+        reminders=ReminderPolicy(after_minutes=float(a.remind_after_minutes)),
+        routes=tuple(relay.cfg.channels)))
     relay.poller.on_diff.append(relay.followups.on_poll)
     FollowupSender(relay.delivery, sensitive_folders=a.sensitive_folders).install()
+
+
+def is_channel_card(db, request_id: int, source: dict) -> bool:
+    """Whether a click came from the request's team-channel card (not a person's own card)."""
+    row = db.execute("SELECT channel, ts FROM cards WHERE request_id = ? AND recipient = ?",
+                     [int(request_id), CHANNEL]).fetchone()
+    return bool(row) and (row[0], row[1]) == (source.get("channel"), source.get("ts"))
+
+
+def queue_channel_close(db, req, context: dict, now) -> bool:
+    """A decision made by a click on the channel card: its close goes through the outbox at
+    once (the later poll's identical row is ignored by the outbox key). True when queued."""
+    import json
+
+    from ..model import request_to_dict
+    stamp = now.isoformat()
+    with db.atomic():
+        return db.execute(
+            "INSERT OR IGNORE INTO outbox (request_id, event, recipient, payload, state, next_attempt_at, "
+            "created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+            [req.id, CHANNEL_CLOSED, CHANNEL, json.dumps({"request": request_to_dict(req), **context},
+                                                         sort_keys=True), stamp, stamp]).rowcount == 1
