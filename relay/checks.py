@@ -25,7 +25,7 @@ from .config import Config
 from .errors import (AccessDenied, AuthenticationFailed, ConfigError, SecretServerBadResponse,
                      SecretServerError, SecretServerUnavailable, SlackError, SlackPermanentError,
                      SlackUnavailable)
-from .manifest import APP_TOKEN_SCOPE, BOT_SCOPES
+from .manifest import APP_TOKEN_SCOPE, BOT_SCOPES, CHANNEL_SCOPES
 
 
 @dataclass
@@ -129,7 +129,7 @@ def slack_checks(cfg: Config) -> list[Check]:
     bot = _guard("slack bot token", auth_test, FIX_BOT_TOKEN, network_fix=FIX_SLACK_NETWORK)
     out = [bot]
     if bot.ok:
-        out.append(scopes_check(granted[0]))
+        out.append(scopes_check(granted[0], channels=bool(cfg.channels)))
         for route in cfg.channels:   # [[channels]]: the bot must be in each routed channel
             out.append(_guard(f"slack channel {route.channel}", lambda r=route: _channel_member(client, r),
                               FIX_CHANNEL))
@@ -336,8 +336,8 @@ def _channel_member(client, route) -> str:
     return f"the bot is in {name} (requests under {route.folder})"
 
 
-def scopes_check(granted: set[str]) -> Check:
-    needed = set(BOT_SCOPES)
+def scopes_check(granted: set[str], *, channels: bool = False) -> Check:
+    needed = set(BOT_SCOPES) | (set(CHANNEL_SCOPES) if channels else set())
     missing = sorted(needed - granted)
     extra = sorted(granted - needed)
     if missing:

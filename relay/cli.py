@@ -168,7 +168,7 @@ def cmd_manifest(args) -> int:
     if mode == "http" and not public_url.startswith("https://"):
         print(f"ssrelay manifest: http.public_url is {public_url}: Slack must reach it over HTTPS from the "
               "internet (set http.public_url, or use --mode socket)", file=sys.stderr)
-    sys.stdout.write(manifest.render(mode, public_url))
+    sys.stdout.write(manifest.render(mode, public_url, channels=config_mod.has_channels(args.config)))
     return 0
 
 

@@ -253,7 +253,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("approvals", "ask_reason"): (False, _bool),
     ("approvals", "remind_after_minutes"): (30, _number(0, 7 * 24 * 60)),
     ("approvals", "confirm_to_requester"): (True, _bool),
-    ("approvals", "sensitive_folders"): ((), _folder_list),
+    ("approvals", "sensitive_folders"): ([], _folder_list),
     ("http", "host"): ("0.0.0.0", _str),
     ("http", "port"): (3000, _number(0, 65535, int)),
     ("http", "public_url"): ("http://localhost:3000", _url),
@@ -593,3 +593,13 @@ def read_keys(keys: list[tuple[str, str]], path: str | None = None,
         section = raw.get(s, {}) if isinstance(raw.get(s, {}), dict) else {}
         out[(s, k)] = _checked(s, k, env.get(env_name(s, k), section.get(k)))
     return out
+
+
+def has_channels(path: str | None = None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether [[channels]] routes are configured (validated), for commands that run before
+    the rest of the configuration is complete (`ssrelay manifest`)."""
+    env = dict(os.environ if environ is None else environ)
+    if CHANNELS_VARIABLE in env:
+        return bool(_channels(env[CHANNELS_VARIABLE]))
+    _, raw = read_file(default_path(path, env), required=False)
+    return bool(_channels(raw.get("channels", [])))

@@ -115,7 +115,8 @@ def run_demo(args) -> int:
         r1 = sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, comment="Deploy hotfix 4.2.1",
                                   ticket="INC-1042")
         r2 = sb.ss.create_request(sb.secrets["wiki-admin"], sb["rita"].ss_id, comment="Fix the <!channel> typo")
-        step("Rita asks for prod-db and wiki-admin: Alice and Bob each get an approval card", 4)
+        step("Rita asks for prod-db and wiki-admin: Alice and Bob each get an approval card, "
+             "Rita a confirmation of where each request went", 6)
         sb.ss.approve(r1, sb["bob"].ss_id, "Go ahead, 2 hours", expiration=datetime.now(timezone.utc) + timedelta(hours=2))
         step("Bob approves prod-db in Secret Server: Rita is told, both cards change in place", 3)
         sb.ss.cancel(r2)

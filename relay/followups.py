@@ -140,6 +140,10 @@ class Followups:
             number = due[-1]          # after a long pause, only the latest reminder is news
             req = found[0]
             ctx = json.loads(context)
+            # An older reminder still waiting (quiet hours, a Slack outage) is no news any more.
+            db.execute("UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = ? "
+                       "WHERE request_id = ? AND event LIKE ? AND state = 'pending'",
+                       [now.isoformat(), "a later reminder replaces it", rid, REMINDER_PREFIX + "%"])
             recipients = sorted(self._told(db, rid)) + ([CHANNEL] if ctx.get("channel") else [])
             for uid in recipients:
                 diff.events.append(sync.Event(rid, event_name(number), uid, {

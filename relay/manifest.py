@@ -37,6 +37,9 @@ BOT_EVENTS = ("app_home_opened",)
 # users.info: users:read; users.lookupByEmail: users:read.email; the global shortcut: commands;
 # conversations.history in the app's DMs (finding a message whose answer was lost): im:history.
 BOT_SCOPES = ("chat:write", "im:write", "im:history", "users:read", "users:read.email", "commands")
+# With [[channels]] routes, `ssrelay check` asks conversations.info whether the bot is in each
+# routed channel: channels:read (a private channel also needs groups:read, added by hand).
+CHANNEL_SCOPES = ("channels:read",)
 # The app-level token (Socket Mode) is created in the app's settings, not by the manifest.
 APP_TOKEN_SCOPE = "connections:write"
 EVENTS_PATH = "/slack/events"
@@ -46,7 +49,7 @@ def request_url(public_url: str) -> str:
     return public_url.rstrip("/") + EVENTS_PATH
 
 
-def build(mode: str, public_url: str) -> dict[str, Any]:
+def build(mode: str, public_url: str, *, channels: bool = False) -> dict[str, Any]:
     """The manifest for `mode` ("http" or "socket") as plain data."""
     if mode not in ("http", "socket"):
         raise ValueError(f"mode must be 'http' or 'socket', not {mode!r}")
@@ -77,7 +80,7 @@ def build(mode: str, public_url: str) -> dict[str, Any]:
                 "description": "Find a secret you can see in Secret Server",
             }],
         },
-        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES) + (list(CHANNEL_SCOPES) if channels else [])}},
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,
@@ -135,7 +138,7 @@ def to_yaml(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render(mode: str, public_url: str) -> str:
+def render(mode: str, public_url: str, *, channels: bool = False) -> str:
     """The text `ssrelay manifest` prints: a comment saying what to do with it, then YAML."""
     head = [f"# Slack app manifest for ssrelay ({'HTTP mode' if mode == 'http' else 'Socket Mode'}).",
             "# api.slack.com/apps -> Create New App -> From an app manifest -> paste this -> Install to Workspace.",
@@ -145,4 +148,4 @@ def render(mode: str, public_url: str) -> str:
     else:
         head.append(f"#       Basic Information > App-Level Tokens > Generate ({APP_TOKEN_SCOPE}) "
                     "-> SSRELAY_SLACK_APP_TOKEN (xapp-...)")
-    return "\n".join(head) + "\n" + to_yaml(build(mode, public_url))
+    return "\n".join(head) + "\n" + to_yaml(build(mode, public_url, channels=channels))

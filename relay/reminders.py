@@ -54,3 +54,34 @@ def next_reminder_at(request: ReminderState, policy: ReminderPolicy) -> datetime
     if request.status != PENDING or policy.after_minutes <= 0 or request.sent >= policy.most:
         return None
     return reminder_time(request.requested_at, request.sent + 1, policy)
+
+
+# Quiet hours: reminders to a person wait for the morning in that person's own time zone.
+QUIET_FROM_HOUR = 20
+QUIET_UNTIL_HOUR = 8
+
+
+class Deferred(Exception):
+    """Not now: send this notification again in `seconds` (quiet hours)."""
+
+    def __init__(self, seconds: float, reason: str):
+        super().__init__(reason)
+        self.seconds = seconds
+
+
+def quiet_wait(now: datetime, tz_name: str | None) -> float:
+    """Seconds until 08:00 when it is between 20:00 and 08:00 in `tz_name` (a Slack user's
+    `tz`), else 0. An unknown or missing zone means no quiet hours."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    if not tz_name:
+        return 0.0
+    try:
+        local = now.astimezone(ZoneInfo(tz_name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return 0.0
+    if QUIET_UNTIL_HOUR <= local.hour < QUIET_FROM_HOUR:
+        return 0.0
+    morning = local.replace(hour=QUIET_UNTIL_HOUR, minute=0, second=0, microsecond=0)
+    if local.hour >= QUIET_FROM_HOUR:
+        morning = (local + timedelta(days=1)).replace(hour=QUIET_UNTIL_HOUR, minute=0, second=0, microsecond=0)
+    return max(0.0, (morning - local).total_seconds())

@@ -218,3 +218,24 @@ def test_check_names_the_missing_scope(team, tmp_path):
     results = check_lines(team, tmp_path, [{"folder": "\\Production", "channel": TEAM_CHANNEL}])
     (line,) = [c for c in results if c.name == f"slack channel {TEAM_CHANNEL}"]
     assert not line.ok and "lacks channels:read" in line.line()
+
+
+def test_manifest_adds_channels_read_only_when_channels_are_routed(tmp_path):
+    from relay import manifest
+    assert "channels:read" not in manifest.build("socket", "https://relay.example.com")["oauth_config"]["scopes"]["bot"]
+    assert manifest.build("socket", "https://relay.example.com", channels=True)["oauth_config"]["scopes"]["bot"][-1] \
+        == "channels:read"
+    from relay.config import has_channels
+    toml = tmp_path / "ssrelay.toml"
+    toml.write_text("[[channels]]\nfolder = '\\Production'\nchannel = \"C0123456789\"\n", encoding="utf-8")
+    assert has_channels(str(toml), environ={}) is True
+    toml.write_text("[slack]\nmode = \"socket\"\n", encoding="utf-8")
+    assert has_channels(str(toml), environ={}) is False
+
+
+def test_check_wants_channels_read_only_with_routes():
+    from relay import checks
+    base = {"chat:write", "im:write", "users:read", "users:read.email", "commands"}
+    assert checks.scopes_check(base).ok
+    assert not checks.scopes_check(base, channels=True).ok
+    assert checks.scopes_check(base | {"channels:read"}, channels=True).ok

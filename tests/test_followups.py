@@ -369,3 +369,40 @@ def test_remind_after_zero_never_reminds(sandbox, make_relay):
         clock.move_to(at(500))
         cycle(relay)
     assert reminders_to(sb, "alice") == []
+
+
+@pytest.mark.parametrize("utc,tz,wait_h", [
+    ("2026-11-30 19:59", "Europe/London", 0), ("2026-11-30 20:00", "Europe/London", 12),
+    ("2026-11-30 07:30", "Europe/London", 0.5), ("2026-11-30 08:00", "Europe/London", 0),
+    ("2026-11-30 12:00", "America/New_York", 1), ("2026-11-30 13:00", "America/New_York", 0),
+    ("2026-11-30 02:00", "America/New_York", 11),
+    ("2026-11-30 23:00", None, 0), ("2026-11-30 23:00", "Not/AZone", 0),
+])
+def test_quiet_hours_wait_for_eight_in_the_reviewers_zone(utc, tz, wait_h):
+    from datetime import datetime
+
+    from relay.reminders import quiet_wait
+    now = datetime.fromisoformat(utc).replace(tzinfo=UTC)
+    assert quiet_wait(now, tz) == wait_h * 3600
+
+
+def test_reminders_wait_out_the_night_and_only_the_latest_is_sent(sandbox, make_relay):
+    from datetime import datetime, timedelta
+
+    from freezegun import freeze_time
+    sb = sandbox      # the stand-in's people are in Europe/London (UTC in November)
+    t0 = datetime(2026, 11, 30, 19, 45, tzinfo=UTC)
+    with freeze_time(t0) as clock:
+        relay = make_relay()
+        new_request(sb)
+        cycle(relay)
+        for minutes in (30, 60, 120, 600):      # 20:15, 20:45, 21:45, 05:45: all quiet
+            clock.move_to(t0 + timedelta(minutes=minutes))
+            cycle(relay)
+        assert reminders_to(sb, "alice") == []
+        clock.move_to(datetime(2026, 12, 1, 8, 0, 1, tzinfo=UTC))
+        cycle(relay)
+        cycle(relay)
+    (only,) = reminders_to(sb, "alice")
+    assert "(waiting 12 h)" in only["text"]
+    assert len(reminders_to(sb, "bob")) == 1

@@ -35,6 +35,7 @@ from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, Slack
 from ..metrics import Metrics
 from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
+from ..reminders import Deferred
 from .. import sync
 from . import blocks
 from .api import SlackApi
@@ -325,6 +326,9 @@ class Delivery:
                 method, note = self._send(n, slack_user)
         except SlackOutcomeUnknown as exc:
             self._unsure(n, exc, slack_user)
+            return
+        except Deferred as exc:   # e.g. a reminder during the reviewer's quiet hours
+            self.outbox.retry(n, str(exc), delay=exc.seconds, count_attempt=False)
             return
         except SlackError as exc:
             self._failed(n, exc, exc.method)

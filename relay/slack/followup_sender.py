@@ -20,6 +20,7 @@ from ..followups import (
 )
 from ..model import PENDING, request_from_dict
 from ..outbox import Notification
+from ..reminders import Deferred, quiet_wait
 from ..store import snapshot
 from . import blocks, cards
 
@@ -30,6 +31,7 @@ class FollowupSender:
     def __init__(self, delivery, *, sensitive_folders: tuple[str, ...] = ()):
         self.delivery = delivery
         self.sensitive_folders = tuple(sensitive_folders)
+        self._zones: dict[str, str | None] = {}
 
     @property
     def now(self) -> Callable[[], datetime]:
@@ -71,6 +73,9 @@ class FollowupSender:
         req = request_from_dict(n.payload["request"])
         if n.recipient == CHANNEL:
             return self._thread_reply(req.id, cards.channel_reminder(req, n.payload, self.now()))
+        wait = quiet_wait(self.now(), self._tz(slack_user))
+        if wait > 0:
+            raise Deferred(wait, "quiet hours: sent at 08:00 the reviewer's time")
         text, blks = cards.reminder_card(self.approval(n), req, n.payload, self.now())
         if d.mode == "dm":
             # A fresh card at the bottom of the DM; the older one is removed so that exactly
@@ -87,6 +92,17 @@ class FollowupSender:
         channel = d.directory.dm_channel(slack_user)
         d.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)
         return "chat.postEphemeral", None
+
+    def _tz(self, slack_user: str) -> str | None:
+        """The person's Slack time zone (users.info `tz`), remembered for the process."""
+        if slack_user not in self._zones:
+            try:
+                user = self.delivery.api.call("users.info", user=slack_user).get("user") or {}
+                self._zones[slack_user] = user.get("tz") if isinstance(user.get("tz"), str) else None
+            except SlackError as exc:   # unknown: remind now rather than not at all
+                log.warning("time zone unknown", extra={"error": str(exc)})
+                return None
+        return self._zones[slack_user]
 
     # -- team channels ---------------------------------------------------------------------
     def post_channel_card(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
