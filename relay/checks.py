@@ -17,6 +17,7 @@ import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -131,7 +132,7 @@ def slack_checks(cfg: Config) -> list[Check]:
     if bot.ok:
         out.append(scopes_check(granted[0], channels=bool(cfg.channels)))
         for route in cfg.channels:   # [[channels]]: the bot must be in each routed channel
-            out.append(_guard(f"slack channel {route.channel}", lambda r=route: _channel_member(client, r),
+            out.append(_guard(f"slack channel {route.channel}", partial(_channel_member, client, route),
                               FIX_CHANNEL))
     else:
         out.append(skipped("slack scopes", "Slack unreachable" if bot.fix == FIX_SLACK_NETWORK

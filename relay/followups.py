@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import sqlite_utils
 
@@ -162,7 +163,7 @@ class Followups:
         return frozenset(u for u in told if u in current)
 
 
-def pending_facts(db: sqlite_utils.Database, request_id: int) -> dict:
+def pending_facts(db: Any, request_id: int) -> dict:
     """What the poll saw of a request still pending (folder_path, requester_name,
     reviewer_steps); empty once it is decided or when the relay has not seen it."""
     row = db.execute("SELECT context FROM reminders WHERE request_id = ?", [request_id]).fetchone()

@@ -372,7 +372,8 @@ class Interactions:
         meta = self._metadata(view)
         if meta.get("action") == act.DENY and not self._reason(view).strip():
             return "Say why the request is denied."
-        source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+        given = (meta or {}).get("source")
+        source = given if isinstance(given, dict) else {}
         if source.get("sensitive_folder") and not self._reason(view).strip():
             return "Say why access to a sensitive folder is approved."
         return ""
@@ -499,8 +500,8 @@ class Interactions:
             # (edited in place, one thread reply) through the outbox.
             text, blocks = replies.notice(o)
             self._respond_or_dm(user, source, text, blocks, replace=False)
-            if decided and o.request.status != PENDING and followup_sender.queue_channel_close(
-                    self.db, o.request, o.context, self.clock()):
+            final = o.request if decided and o.request is not None and o.request.status != PENDING else None
+            if final is not None and followup_sender.queue_channel_close(self.db, final, o.context, self.clock()):
                 self.relay.delivery.wake.set()
         elif kind == "home":
             self.publish_home(user, team, force=True, notice=replies.outcome_line(o),
