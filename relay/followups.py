@@ -109,11 +109,13 @@ class Followups:
                     json.dumps(kept, sort_keys=True)])
 
     def _settled(self, db, request_id: int, now: datetime) -> None:
-        """Decided, canceled or gone: no reminder from now on, not even one already queued."""
+        """Decided, canceled or gone: no reminder from now on, not even one already queued, and
+        no confirmation or channel card still waiting to go out (they would offer stale buttons)."""
         db.execute("DELETE FROM reminders WHERE request_id = ?", [request_id])
         db.execute("UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = ? "
-                   "WHERE request_id = ? AND event LIKE ? AND state = 'pending'",
-                   [now.isoformat(), "request no longer pending", request_id, REMINDER_PREFIX + "%"])
+                   "WHERE request_id = ? AND (event LIKE ? OR event IN (?, ?)) AND state = 'pending'",
+                   [now.isoformat(), "request no longer pending", request_id, REMINDER_PREFIX + "%",
+                    REQUESTER_CONFIRMATION, CHANNEL_CARD])
 
     # -- per-reviewer facts ------------------------------------------------------------------
     @staticmethod

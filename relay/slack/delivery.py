@@ -113,6 +113,9 @@ class Delivery:
         self._open_dms: set[str] = set()    # Slack users whose app DM is known to be open
         self._queued_lock = threading.Lock()
         self._stop = threading.Event()
+        # Which events are held with the approval messages (relay.slack.followup_sender adds
+        # its confirmations, channel cards and reminders: all moot once the request is decided).
+        self.is_ask: Callable[[str], bool] = lambda event: event == sync.APPROVAL_REQUESTED
         # Follow-ups beyond SS's own bot (relay.slack.followup_sender): senders per event kind,
         # the reminders' sender, and extra facts on approval cards.
         self.handlers: dict[str, Callable[[Notification, str], tuple[str, str | None]]] = {}
@@ -124,7 +127,7 @@ class Delivery:
         """Deliver what is due now, one after the other; returns how many were handled."""
         handled = 0
         for n in self.outbox.due(self.clock(), limit=limit):
-            if n.event == sync.APPROVAL_REQUESTED and self.hold_asks():
+            if self.is_ask(n.event) and self.hold_asks():
                 continue
             if self.outbox.claim(n):
                 self._deliver(n)
@@ -158,7 +161,7 @@ class Delivery:
         dispatched = 0
         hold = self.hold_asks()
         for n in self.outbox.due(self.clock(), limit=BATCH, exclude=queued, exclude_recipients=resolving):
-            if hold and n.event == sync.APPROVAL_REQUESTED:
+            if hold and self.is_ask(n.event):
                 continue
             lane_name = self.lane_of(n)
             if lane_name in (LOOKUP, OPEN) and n.recipient not in self._looked_up:
@@ -182,6 +185,8 @@ class Delivery:
         """The first Slack method this notification needs (no call is made to find out). Who
         is known, and whose DM is open, is remembered once seen: the dispatcher reads whole
         batches, most of them about people it has seen."""
+        if n.recipient == 0:    # a team channel's card or thread (relay.followups.CHANNEL)
+            return "chat.postMessage"
         slack_user = self._known.get(n.recipient) or self.directory.known_slack_user(n.recipient)
         if slack_user is None:
             return LOOKUP
@@ -194,7 +199,7 @@ class Delivery:
         return method
 
     def _method_for(self, n: Notification) -> str:
-        if n.event == sync.APPROVAL_REQUESTED:
+        if n.event == sync.APPROVAL_REQUESTED or n.event.startswith("reminder_"):
             return "chat.postMessage" if self.mode == "dm" else "chat.postEphemeral"
         if n.event in (sync.CANCELED_NOTICE, sync.REVIEW_CLOSED):
             if self.outbox.card(n.request_id, n.recipient):
@@ -379,7 +384,7 @@ class Delivery:
     def _already_posted(self, n: Notification, slack_user: str) -> str | None:
         """For a row in doubt that would be posted with chat.postMessage: look for its key in
         the DM since the uncertain claim. Returns the note to record when it is there."""
-        if n.uncertain_since is None or self._method_for(n) != "chat.postMessage":
+        if n.uncertain_since is None or self._method_for(n) != "chat.postMessage" or n.recipient == 0:
             return None
         channel = self.directory.dm_channel(slack_user)
         oldest = (n.uncertain_since - RECONCILE_MARGIN).timestamp()

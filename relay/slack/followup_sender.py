@@ -22,6 +22,7 @@ from ..model import PENDING, request_from_dict
 from ..outbox import Notification
 from ..reminders import Deferred, quiet_wait
 from ..store import snapshot
+from ..sync import APPROVAL_REQUESTED
 from . import blocks, cards
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class FollowupSender:
         self.delivery.handlers[CHANNEL_CARD] = self.post_channel_card
         self.delivery.handlers[CHANNEL_CLOSED] = self.close_channel_card
         self.delivery.reminder_handler = self.remind
+        self.delivery.is_ask = is_ask
 
     # -- approval cards ----------------------------------------------------------------------
     def decorate(self, n: Notification, blks: list) -> list:
@@ -151,6 +153,12 @@ def close_channel_card(delivery, req, payload: dict) -> tuple[str, str | None]:
                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
     d.outbox.close_card(req.id, CHANNEL)
     return "chat.postMessage", None
+
+
+def is_ask(event: str) -> bool:
+    """Events that ask for, or announce, a review still to come: held after a start until a
+    poll has re-read Secret Server, like the approval messages themselves."""
+    return event in (APPROVAL_REQUESTED, REQUESTER_CONFIRMATION, CHANNEL_CARD) or is_reminder(event)
 
 
 def handles(event: str) -> bool:
