@@ -33,6 +33,7 @@ def make_relay(sandbox, tmp_path):
     for r in made:
         r.stop()
         r.ss.close()
+        r.db.close()    # every thread's SQLite connection: a long suite must not run out of descriptors
 
 
 def cycle(relay, *, expect_ok: bool = True):

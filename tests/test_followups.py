@@ -43,6 +43,7 @@ def test_the_requester_is_told_once_where_the_request_went(sandbox, make_relay, 
         cycle(again)
     finally:
         again.stop()
+        again.db.close()
     # Validating: one DM, naming who was asked, with Cancel request for this request.
     (told,) = confirmations(sandbox)
     assert told["text"] == "Your request for prod-db went to Alice Approver, Bob Approver (DB Approvers)"
@@ -335,6 +336,7 @@ def test_reminders_are_never_sent_twice_across_a_restart(sandbox, make_relay):
             cycle(again)
         finally:
             again.stop()
+            again.db.close()
     assert len(reminders_to(sb, "alice")) == 2 and len(reminders_to(sb, "bob")) == 2
 
 
