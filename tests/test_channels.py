@@ -235,7 +235,8 @@ def test_manifest_adds_channels_read_only_when_channels_are_routed(tmp_path):
 
 def test_check_wants_channels_read_only_with_routes():
     from relay import checks
-    base = {"chat:write", "im:write", "users:read", "users:read.email", "commands"}
+    from relay.manifest import BOT_SCOPES
+    base = set(BOT_SCOPES)
     assert checks.scopes_check(base).ok
     assert not checks.scopes_check(base, channels=True).ok
     assert checks.scopes_check(base | {"channels:read"}, channels=True).ok

@@ -24,6 +24,9 @@ from ..reminders import Deferred, quiet_wait
 from ..store import snapshot
 from ..sync import APPROVAL_REQUESTED
 from . import blocks, cards
+from .delivery import (
+    metadata,  # the outbox key, so a post whose answer was lost is found
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ class FollowupSender:
     def confirm(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
         req = request_from_dict(n.payload["request"])
         text, blks = cards.requester_confirmation(req, n.payload, secret_url=self.delivery.secret_url(req.secret_id))
-        self.delivery.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
+        self.delivery.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
         return "chat.postMessage", None
 
     # -- reviewers ---------------------------------------------------------------------------
@@ -84,7 +87,7 @@ class FollowupSender:
             # A fresh card at the bottom of the DM; the older one is removed so that exactly
             # one card with buttons stays, and it is the one later updates rewrite.
             old = d.outbox.card(req.id, n.recipient)
-            data = d.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks)
+            data = d.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
             d.outbox.save_card(req.id, n.recipient, data["channel"], data["ts"])
             if old:
                 try:
