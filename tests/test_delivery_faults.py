@@ -31,7 +31,7 @@ def later(relay, seconds: float = 10.0) -> None:
 
 def test_a_card_accepted_by_slack_whose_answer_was_lost_is_found_not_posted_again(sandbox, make_relay):
     # Test setup: DM cards; Slack accepts Alice's or Bob's card, then drops the connection.
-    relay = make_relay(SLACK_APPROVER_MESSAGES="dm")
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm", APPROVALS_CONFIRM_TO_REQUESTER="false")  # reviewers only
     sandbox.slack.fail("chat.postMessage", reset_after_accept=True, times=1)
     rid = new_request(sandbox)
     # Test execution: the poll delivers; the card in doubt is retried after the wait.
@@ -59,7 +59,7 @@ def test_a_card_accepted_by_slack_whose_answer_was_lost_is_found_not_posted_agai
 
 def test_a_slow_answer_after_the_client_gave_up_is_found_not_posted_again(sandbox, make_relay):
     # Test setup: the relay waits 1 s for an answer; Slack posts at once but answers after 2 s.
-    relay = make_relay(SLACK_APPROVER_MESSAGES="dm")
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm", APPROVALS_CONFIRM_TO_REQUESTER="false")  # reviewers only
     relay.slack.client = make_client(sandbox.slack.api_url, sandbox.slack.bot_token, timeout=1)
     sandbox.slack.fail("chat.postMessage", answer_delay=2.0, times=1)
     new_request(sandbox)
@@ -90,7 +90,7 @@ def test_an_ephemeral_ask_whose_answer_was_lost_is_not_repeated(sandbox, make_re
 
 def test_the_default_client_waits_longer_than_a_slow_slack_takes(sandbox, make_relay):
     # A 2-second answer is an answer: one post, recorded as sent, nothing looked up.
-    relay = make_relay(SLACK_APPROVER_MESSAGES="dm")
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm", APPROVALS_CONFIRM_TO_REQUESTER="false")  # reviewers only
     sandbox.slack.fail("chat.postMessage", answer_delay=2.0, times=1)
     new_request(sandbox)
     cycle(relay)
@@ -176,7 +176,8 @@ def test_a_429_holds_the_method_back_for_retry_after():
 
 def test_readiness_names_deliveries_failing_too_long_and_a_notification_owed_too_long(sandbox, make_relay):
     # Test setup: Slack answers 503 to every ephemeral post.
-    relay = make_relay(SLACK_UNREADY_AFTER_FAILING_SECONDS="300", SLACK_UNREADY_AFTER_PENDING_SECONDS="900")
+    relay = make_relay(SLACK_UNREADY_AFTER_FAILING_SECONDS="300", SLACK_UNREADY_AFTER_PENDING_SECONDS="900",
+                       APPROVALS_CONFIRM_TO_REQUESTER="false")  # reviewers only
     sandbox.slack.fail("chat.postEphemeral", status=503, times=None)
     new_request(sandbox)
     cycle(relay)
