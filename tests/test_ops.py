@@ -121,10 +121,11 @@ def test_metrics_parse_and_move_when_things_happen(running, sandbox):
 
     before = samples(running)
     polls_before = value(before, "ssrelay_poll_duration_seconds_count")
-    # A request appears: the relay polls, owes two approval messages, delivers them.
+    # A request appears: the relay polls, owes two approval messages (and Rita's confirmation),
+    # delivers them.
     sandbox.ss.create_request(sandbox.secrets["prod-db"], sandbox["rita"].ss_id, comment="metrics")
     sandbox.slack.wait_for("chat.postEphemeral", count=2, timeout=15)
-    after = wait_until(lambda: (lambda s: s if value(s, "ssrelay_outbox_rows", state="sent") >= 2 else None)(
+    after = wait_until(lambda: (lambda s: s if value(s, "ssrelay_outbox_rows", state="sent") >= 3 else None)(
         samples(running)), 15, "outbox rows sent")
     assert value(after, "ssrelay_poll_duration_seconds_count") > polls_before
     assert value(after, "ssrelay_pending_requests") == 1
