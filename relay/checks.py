@@ -133,7 +133,7 @@ def slack_checks(cfg: Config) -> list[Check]:
         out.append(scopes_check(granted[0], channels=bool(cfg.channels)))
         for route in cfg.channels:   # [[channels]]: the bot must be in each routed channel
             out.append(_guard(f"slack channel {route.channel}", partial(_channel_member, client, route),
-                              FIX_CHANNEL))
+                              FIX_CHANNEL, network_fix=FIX_SLACK_NETWORK))
     else:
         out.append(skipped("slack scopes", "Slack unreachable" if bot.fix == FIX_SLACK_NETWORK
                            else "the bot token was refused"))
@@ -318,22 +318,22 @@ def _channel_member(client, route) -> str:
     except SlackApiError as exc:
         error = exc.response.get("error", "") if isinstance(exc.response.data, dict) else ""
         if error == "missing_scope":
-            raise SlackUnavailable("conversations.info", "the bot token lacks channels:read (groups:read for "
+            raise SlackPermanentError("conversations.info", "the bot token lacks channels:read (groups:read for "
                                    "a private channel): add it to the app's bot scopes and reinstall") from None
         if error == "channel_not_found":
-            raise SlackUnavailable("conversations.info", "no such channel, or a private channel the bot "
+            raise SlackPermanentError("conversations.info", "no such channel, or a private channel the bot "
                                    "is not in") from None
-        raise SlackUnavailable("conversations.info", error or f"HTTP {exc.response.status_code}") from None
+        raise SlackPermanentError("conversations.info", error or f"HTTP {exc.response.status_code}") from None
     except (SlackClientError, OSError) as exc:
         raise SlackUnavailable("conversations.info", f"not reachable ({type(exc).__name__})") from None
     channel = (resp.data or {}).get("channel") if isinstance(resp.data, dict) else None
     if not isinstance(channel, dict):
-        raise SlackUnavailable("conversations.info", "answered without a channel")
+        raise SlackPermanentError("conversations.info", "answered without a channel")
     name = f"#{channel.get('name')}" if channel.get("name") else route.channel
     if channel.get("is_archived"):
-        raise SlackUnavailable("conversations.info", f"{name} is archived")
+        raise SlackPermanentError("conversations.info", f"{name} is archived")
     if not channel.get("is_member"):
-        raise SlackUnavailable("conversations.info", f"the bot is not a member of {name}")
+        raise SlackPermanentError("conversations.info", f"the bot is not a member of {name}")
     return f"the bot is in {name} (requests under {route.folder})"
 
 
