@@ -170,7 +170,7 @@ def _folder_list(v: Any) -> tuple[str, ...]:
         try:
             v = json.loads(v) if v.strip() else []
         except ValueError:
-            raise ValueError('an array of folder paths, e.g. ["\\\\Production"]')
+            raise ValueError('an array of folder paths, e.g. ["\\\\Production"]') from None
     if not isinstance(v, (list, tuple)) or not all(isinstance(p, str) and p.strip("\\/ ") for p in v):
         raise ValueError('an array of folder paths, e.g. ["\\\\Production"]')
     return tuple(v)
