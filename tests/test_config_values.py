@@ -256,9 +256,9 @@ def test_read_keys_refuses_secrets_bad_values_and_missing_required(tmp_path):
 
 def test_known_variables_cover_settings_secret_files_and_the_config_path():
     known = config.known_variables()
-    assert {"SSRELAY_CONFIG", "SSRELAY_HTTP_PORT", "SSRELAY_SLACK_BOT_TOKEN_FILE"} <= known
+    assert {"SSRELAY_CONFIG", "SSRELAY_CHANNELS", "SSRELAY_HTTP_PORT", "SSRELAY_SLACK_BOT_TOKEN_FILE"} <= known
     assert "SSRELAY_HTTP_PORT_FILE" not in known
-    assert len(known) == len(config.SCHEMA) + len(config.SECRET_KEYS) + 1
+    assert len(known) == len(config.SCHEMA) + len(config.SECRET_KEYS) + 2   # + the config path, [[channels]]
     assert json.dumps(config.unknown_environment({"PATH": "/bin", "SSRELAY_HTTP_PORT": "1"})) == "[]"
 
 
