@@ -20,8 +20,8 @@ REQUEST_KEY = "secretAccessRequestId"
 
 # What a decided request's listing is sorted by (newest first) to read only recent decisions:
 # SecretAccessModel properties, named as SS's PowerShell module names them (`SecretId`).
-DECISION_SORT_FIELD = {APPROVED: "ResponseDate", DENIED: "ResponseDate", CANCELED: "ResponseDate",
-                       EXPIRED: "ExpirationDate"}
+DECISION_SORT_FIELD: dict[str, str] = {APPROVED: "ResponseDate", DENIED: "ResponseDate",
+                                       CANCELED: "ResponseDate", EXPIRED: "ExpirationDate"}
 _MIN = datetime.min.replace(tzinfo=timezone.utc)
 _UNSORTED_SEEN: set[str] = set()
 
