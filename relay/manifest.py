@@ -38,8 +38,10 @@ BOT_EVENTS = ("app_home_opened",)
 # conversations.history in the app's DMs (finding a message whose answer was lost): im:history.
 BOT_SCOPES = ("chat:write", "im:write", "im:history", "users:read", "users:read.email", "commands")
 # With [[channels]] routes, `ssrelay check` asks conversations.info whether the bot is in each
-# routed channel: channels:read (a private channel also needs groups:read, added by hand).
-CHANNEL_SCOPES = ("channels:read",)
+# routed channel: channels:read; a channel card or thread reply whose answer was lost is looked
+# up with conversations.history / conversations.replies: channels:history (a private channel
+# also needs groups:read and groups:history, added by hand).
+CHANNEL_SCOPES = ("channels:read", "channels:history")
 # The app-level token (Socket Mode) is created in the app's settings, not by the manifest.
 APP_TOKEN_SCOPE = "connections:write"
 EVENTS_PATH = "/slack/events"

@@ -223,8 +223,9 @@ def test_check_names_the_missing_scope(team, tmp_path):
 def test_manifest_adds_channels_read_only_when_channels_are_routed(tmp_path):
     from relay import manifest
     assert "channels:read" not in manifest.build("socket", "https://relay.example.com")["oauth_config"]["scopes"]["bot"]
-    assert manifest.build("socket", "https://relay.example.com", channels=True)["oauth_config"]["scopes"]["bot"][-1] \
-        == "channels:read"
+    assert "channels:history" not in manifest.build("socket", "https://relay.example.com")["oauth_config"]["scopes"]["bot"]
+    assert manifest.build("socket", "https://relay.example.com", channels=True)["oauth_config"]["scopes"]["bot"][-2:] \
+        == ["channels:read", "channels:history"]
     from relay.config import has_channels
     toml = tmp_path / "ssrelay.toml"
     toml.write_text("[[channels]]\nfolder = '\\Production'\nchannel = \"C0123456789\"\n", encoding="utf-8")
@@ -239,4 +240,64 @@ def test_check_wants_channels_read_only_with_routes():
     base = set(BOT_SCOPES)
     assert checks.scopes_check(base).ok
     assert not checks.scopes_check(base, channels=True).ok
-    assert checks.scopes_check(base | {"channels:read"}, channels=True).ok
+    assert not checks.scopes_check(base | {"channels:read"}, channels=True).ok   # lookups need history
+    assert checks.scopes_check(base | {"channels:read", "channels:history"}, channels=True).ok
+
+
+def later(relay, seconds: float = 10.0) -> None:
+    """Let the delivery's clock run ahead, past the wait before a row in doubt is retried."""
+    from datetime import timedelta
+    start = relay.delivery.clock()
+    relay.delivery.clock = lambda: start + timedelta(seconds=seconds)
+
+
+def test_a_channel_card_whose_answer_was_lost_is_found_not_posted_again(team, make_relay):
+    # Test setup: Slack accepts the channel card, then drops the connection.
+    sb = team
+    sb.slack.scopes = (*sb.slack.scopes, "channels:read", "channels:history")
+    relay = make_relay(CHANNELS=ROUTE, APPROVALS_CONFIRM_TO_REQUESTER="false")   # the card is the only post
+    sb.slack.fail("chat.postMessage", reset_after_accept=True, times=1)
+    rid = new_request(sb)
+    # Test execution: the poll delivers; the card in doubt is retried after the wait.
+    cycle(relay)
+    (dropped,) = [c for c in sb.slack.calls_to("chat.postMessage") if not c.answered]
+    assert dropped.args["channel"] == TEAM_CHANNEL
+    later(relay)
+    while relay.delivery.deliver_due():
+        pass
+    # Validating: one card, found by its key in the channel's history and kept for edits.
+    (card,) = channel_cards(sb)
+    (lookup,) = sb.slack.calls_to("conversations.history")
+    assert lookup.ok and lookup.args["channel"] == TEAM_CHANNEL
+    assert relay.db.execute("SELECT state, last_error FROM outbox WHERE event = 'channel_card'").fetchone() \
+        == ("sent", "found in Slack after an unanswered call")
+    sb.ss.approve(rid, sb["bob"].ss_id, "go ahead")
+    cycle(relay)
+    (card,) = channel_cards(sb)
+    assert not has_buttons(card) and card["edited"]
+    assert replies(sb, card) == [":white_check_mark: Bob Approver approved: go ahead"]
+
+
+def test_a_thread_reply_whose_answer_was_lost_is_found_not_posted_again(team, make_relay):
+    sb = team
+    sb.slack.scopes = (*sb.slack.scopes, "channels:read", "channels:history")
+    relay = make_relay(CHANNELS=ROUTE, APPROVALS_CONFIRM_TO_REQUESTER="false")
+    rid = new_request(sb)
+    cycle(relay)
+    (card,) = channel_cards(sb)
+    # The closing reply in the thread and the requester's "denied" are accepted, then their
+    # answers are lost.
+    sb.slack.fail("chat.postMessage", reset_after_accept=True, times=2)
+    sb.ss.deny(rid, sb["bob"].ss_id, "not today")
+    cycle(relay)
+    assert [c.args.get("thread_ts") for c in sb.slack.calls_to("chat.postMessage") if not c.answered] \
+        .count(card["ts"]) == 1
+    later(relay)
+    while relay.delivery.deliver_due():
+        pass
+    assert replies(sb, card) == [":x: Bob Approver denied: not today"]
+    (lookup,) = sb.slack.calls_to("conversations.replies")
+    assert lookup.ok and (lookup.args["channel"], lookup.args["ts"]) == (TEAM_CHANNEL, card["ts"])
+    assert relay.db.execute("SELECT state FROM cards WHERE request_id = ? AND recipient = 0",
+                            [rid]).fetchone() == ("closed",)
+    assert len(sb.slack.messages(sb["rita"].slack_id)) == 1

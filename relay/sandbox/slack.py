@@ -81,6 +81,7 @@ METHOD_SCOPES = {
     "chat.delete": "chat:write",
     "conversations.open": "im:write",
     "conversations.history": "im:history",  # for a DM; channels:history / groups:history otherwise
+    "conversations.replies": "im:history",  # likewise
     "users.info": "users:read",
     "users.lookupByEmail": "users:read.email",
     # conversations.info needs the read scope of the channel's type (checked in the method).
@@ -1062,12 +1063,35 @@ HISTORY_MAX_LIMIT = 999
 
 def _conversations_history(s: SlackStandIn, args: dict) -> dict:
     """Messages of a conversation, newest first, between `oldest` and `latest` (exclusive unless
-    `inclusive`), `limit` per page with a cursor. Message `metadata` is returned only with
-    `include_all_metadata` [U: Slack documents the flag, not what is shown without it]."""
+    `inclusive`), `limit` per page with a cursor. As in Slack, replies in a thread are not
+    listed here (only their parent; conversations.replies lists a thread). Message `metadata`
+    is returned only with `include_all_metadata` [U: Slack documents the flag, not what is
+    shown without it]."""
     channel = _require(args, "channel", "channel_not_found")
     if channel not in s._channels:
         raise _ApiError("channel_not_found")
+    listed = [m for m in reversed(list(s._messages.get(channel, {}).values()))
+              if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+    return {**_history_page(args, listed), "pin_count": 0, "channel_actions_ts": None,
+            "channel_actions_count": 0}
 
+
+def _conversations_replies(s: SlackStandIn, args: dict) -> dict:
+    """A thread: its parent message `ts` first, then the replies, oldest first, filtered and
+    paged like conversations.history (`oldest`, `latest`, `inclusive`, `limit`, `cursor`,
+    `include_all_metadata`). A `ts` that is no message: thread_not_found."""
+    channel = _require(args, "channel", "channel_not_found")
+    if channel not in s._channels:
+        raise _ApiError("channel_not_found")
+    ts = str(_require(args, "ts", "thread_not_found"))
+    msgs = s._messages.get(channel, {})
+    if ts not in msgs:
+        raise _ApiError("thread_not_found")
+    thread = [m for m in msgs.values() if m["ts"] == ts or m.get("thread_ts") == ts]
+    return _history_page(args, thread)
+
+
+def _history_page(args: dict, messages: list[dict]) -> dict:
     def stamp(name: str, default: float) -> float:
         v = args.get(name)
         if v is None or v == "":
@@ -1096,7 +1120,7 @@ def _conversations_history(s: SlackStandIn, args: dict) -> dict:
             return oldest <= ts <= latest
         return oldest < ts < latest
 
-    found = [m for m in reversed(list(s._messages.get(channel, {}).values())) if within(float(m["ts"]))]
+    found = [m for m in messages if within(float(m["ts"]))]
     page = found[start:start + limit]
     out = []
     for m in page:
@@ -1107,16 +1131,15 @@ def _conversations_history(s: SlackStandIn, args: dict) -> dict:
             item["metadata"] = copy.deepcopy(m["metadata"])
         out.append(item)
     more = start + limit < len(found)
-    return {"messages": out, "has_more": more, "pin_count": 0, "channel_actions_ts": None,
-            "channel_actions_count": 0,
+    return {"messages": out, "has_more": more,
             "response_metadata": {"next_cursor": f"next_ts:{start + limit}" if more else ""}}
 
 
 def _scope_needed(s: SlackStandIn, method: str, args: dict) -> str | None:
-    if method == "conversations.history":
+    if method in ("conversations.history", "conversations.replies"):
         ch = s._channels.get(str(args.get("channel") or ""))
         if ch is not None and not ch["im_user"]:
-            return "channels:history"
+            return "groups:history" if ch.get("private") else "channels:history"
     return METHOD_SCOPES.get(method)
 
 
@@ -1333,6 +1356,7 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict], dict]] = {
     "users.lookupByEmail": _users_lookup_by_email,
     "conversations.open": _conversations_open,
     "conversations.history": _conversations_history,
+    "conversations.replies": _conversations_replies,
     "conversations.info": _conversations_info,
     "chat.postMessage": _chat_post_message,
     "chat.postEphemeral": _chat_post_ephemeral,

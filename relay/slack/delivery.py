@@ -16,7 +16,8 @@ row of a pair is not due until the one before it is finished (`Outbox.due`).
 Ambiguous answers: a post whose answer was lost (SlackOutcomeUnknown) may exist in Slack.
 Every chat.postMessage carries message metadata with the outbox key, and before such a row is
 posted again the conversation is searched for that key (conversations.history with
-include_all_metadata, from the first uncertain claim on); when found, the row is recorded as
+include_all_metadata, from the first uncertain claim on: the DM, or a team channel; a reply in
+a channel card's thread with conversations.replies); when found, the row is recorded as
 sent. Ephemeral messages cannot be looked up: they are sent at most once on an ambiguous answer
 (README "Delivery guarantees").
 """
@@ -32,6 +33,7 @@ from typing import Any, Callable
 import sqlite_utils
 
 from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited
+from ..followups import CHANNEL, CHANNEL_CARD, CHANNEL_CLOSED
 from ..metrics import Metrics
 from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
@@ -58,6 +60,7 @@ BATCH = 100
 NO_CALL = "none"              # rows that need no Slack call (no card to close)
 LOOKUP, OPEN = "users.lookupByEmail", "conversations.open"
 HEALTH_REFRESH_SECONDS = 2.0
+FOUND = "found in Slack after an unanswered call"
 
 
 def metadata(n: Notification) -> dict:
@@ -326,7 +329,7 @@ class Delivery:
             found = self._already_posted(n, slack_user)
             note: str | None
             if found is not None:
-                method, note = "conversations.history", found
+                method, note = "conversations.history", found   # or conversations.replies
             else:
                 method, note = self._send(n, slack_user)
         except SlackOutcomeUnknown as exc:
@@ -382,20 +385,49 @@ class Delivery:
                                                        "error": str(exc), "result": result})
 
     def _already_posted(self, n: Notification, slack_user: str) -> str | None:
-        """For a row in doubt that would be posted with chat.postMessage: look for its key in
-        the DM since the uncertain claim. Returns the note to record when it is there."""
-        if n.uncertain_since is None or self._method_for(n) != "chat.postMessage" or n.recipient == 0:
+        """For a row in doubt that would be posted with chat.postMessage: look for its key where
+        it would have gone since the uncertain claim (the DM, the team channel, or the channel
+        card's thread). Returns the note to record when it is there."""
+        if n.uncertain_since is None:
+            return None
+        oldest = (n.uncertain_since - RECONCILE_MARGIN).timestamp()
+        params: dict[str, Any] = {"oldest": f"{oldest:.6f}", "inclusive": True,
+                                  "limit": RECONCILE_PAGE, "include_all_metadata": True}
+        if n.recipient == CHANNEL:
+            if n.event == CHANNEL_CARD:
+                channel = str(n.payload.get("channel") or "")
+                found = self._find(n, "conversations.history", {"channel": channel, **params})
+                if found is None:
+                    return None
+                self.outbox.save_card(n.request_id, CHANNEL, channel, str(found["ts"]))
+                return FOUND
+            # A reply in the card's thread (a reminder, the closing reply): only replies are
+            # listed there, conversations.history shows the parent alone.
+            card = self.outbox.card(n.request_id, CHANNEL)
+            if card is None:
+                return None
+            found = self._find(n, "conversations.replies", {"channel": card[0], "ts": card[1], **params})
+            if found is None:
+                return None
+            if n.event == CHANNEL_CLOSED:   # the reply follows the card's rewrite: both are done
+                self.outbox.close_card(n.request_id, CHANNEL)
+            return FOUND
+        if self._method_for(n) != "chat.postMessage":
             return None
         channel = self.directory.dm_channel(slack_user)
-        oldest = (n.uncertain_since - RECONCILE_MARGIN).timestamp()
+        found = self._find(n, "conversations.history", {"channel": channel, **params})
+        if found is None:
+            return None
+        if n.event == sync.APPROVAL_REQUESTED and self.mode == "dm":
+            self.outbox.save_card(n.request_id, n.recipient, channel, str(found["ts"]))
+        return FOUND
+
+    def _find(self, n: Notification, method: str, params: dict[str, Any]) -> dict | None:
+        """The message carrying `n`'s key among the pages `method` lists, else None."""
         cursor: str | None = None
         for _ in range(RECONCILE_MAX_PAGES):
-            params: dict[str, Any] = {"channel": channel, "oldest": f"{oldest:.6f}", "inclusive": True,
-                                      "limit": RECONCILE_PAGE, "include_all_metadata": True}
-            if cursor:
-                params["cursor"] = cursor
             try:
-                data = self.api.call("conversations.history", **params)
+                data = self.api.call(method, **params, **({"cursor": cursor} if cursor else {}))
             except SlackPermanentError as exc:   # e.g. missing_scope: post again rather than drop it
                 log.warning("cannot look for a message whose answer was lost; posting it again",
                             extra={"request_id": n.request_id, "error": exc.error})
@@ -404,9 +436,7 @@ class Delivery:
                 meta = m.get("metadata") or {}
                 if meta.get("event_type") == METADATA_EVENT_TYPE and \
                         (meta.get("event_payload") or {}).get("key") == n.key:
-                    if n.event == sync.APPROVAL_REQUESTED and self.mode == "dm":
-                        self.outbox.save_card(n.request_id, n.recipient, channel, str(m["ts"]))
-                    return "found in Slack after an unanswered call"
+                    return dict(m)
             cursor = ((data.get("response_metadata") or {}).get("next_cursor")) or None
             if not data.get("has_more") or not cursor:
                 break

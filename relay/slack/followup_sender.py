@@ -78,7 +78,7 @@ class FollowupSender:
             return "none", "request no longer pending"
         req = request_from_dict(n.payload["request"])
         if n.recipient == CHANNEL:
-            return self._thread_reply(req.id, cards.channel_reminder(req, n.payload, self.now()))
+            return self._thread_reply(n, cards.channel_reminder(req, n.payload, self.now()))
         wait = quiet_wait(self.now(), self._tz(slack_user))
         if wait > 0:
             raise Deferred(wait, "quiet hours: sent at 08:00 the reviewer's time")
@@ -119,25 +119,26 @@ class FollowupSender:
         req = request_from_dict(n.payload["request"])
         text, blks = cards.channel_card(self.approval(n), req, n.payload, self.now(),
                                         sensitive_prefixes=self.sensitive_folders)
-        data = d.api.call("chat.postMessage", channel=n.payload["channel"], text=text, blocks=blks)
+        data = d.api.call("chat.postMessage", channel=n.payload["channel"], text=text, blocks=blks,
+                          metadata=metadata(n))
         d.outbox.save_card(req.id, CHANNEL, data["channel"], data["ts"])
         return "chat.postMessage", None
 
     def close_channel_card(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
         req = request_from_dict(n.payload["request"])
-        return close_channel_card(self.delivery, req, n.payload)
+        return close_channel_card(self.delivery, req, n.payload, meta=metadata(n))
 
-    def _thread_reply(self, request_id: int, line: str) -> tuple[str, str | None]:
+    def _thread_reply(self, n: Notification, line: str) -> tuple[str, str | None]:
         d = self.delivery
-        card = d.outbox.card(request_id, CHANNEL)
+        card = d.outbox.card(n.request_id, CHANNEL)
         if card is None:
             return "none", "no channel card"
         d.api.call("chat.postMessage", channel=card[0], thread_ts=card[1], text=line,
-                   blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
+                   blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}], metadata=metadata(n))
         return "chat.postMessage", None
 
 
-def close_channel_card(delivery, req, payload: dict) -> tuple[str, str | None]:
+def close_channel_card(delivery, req, payload: dict, *, meta: dict | None = None) -> tuple[str, str | None]:
     """The channel card rewritten to its final state (no buttons), and one thread reply
     saying what happened. Rewriting is idempotent, so a retry after a failed reply is safe."""
     d = delivery
@@ -152,8 +153,9 @@ def close_channel_card(delivery, req, payload: dict) -> tuple[str, str | None]:
         if getattr(exc, "error", "") != "message_not_found":
             raise
     line = cards.thread_reply(req, payload)
+    extra = {"metadata": meta} if meta else {}   # the outbox key: a reply whose answer was lost is found
     d.api.call("chat.postMessage", channel=card[0], thread_ts=card[1], text=line,
-               blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
+               blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}], **extra)
     d.outbox.close_card(req.id, CHANNEL)
     return "chat.postMessage", None
 
