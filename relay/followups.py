@@ -34,9 +34,10 @@ REQUESTER_CONFIRMATION = "requester_confirmation"   # to the requester: "went to
 CHANNEL_CARD = "channel_card"          # to a routed request's team channel: the card, Approve / Deny
 CHANNEL_CLOSED = "channel_closed"      # the channel card in its final state, and a thread reply
 CHANNEL = 0                            # the recipient of channel events: the route's channel
+CHANNEL_STEP_PREFIX = "channel_step_"  # the channel card rewritten for the workflow's next step
 REMINDER_PREFIX = "reminder_"
 # What a reminder repeats from the poll's context (the snapshot holds the request itself).
-_KEPT = ("folder_name", "folder_path", "requester_name", "reviewer_steps", "channel", "personal")
+_KEPT = ("folder_name", "folder_path", "requester_name", "reviewer_steps", "channel", "personal", "step")
 
 
 def describe_steps(steps: Iterable[StepReviewer], members: Mapping[int, tuple[Person, ...]],
@@ -52,6 +53,10 @@ class FollowupPolicy:
     confirm_to_requester: bool = True
     reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
     routes: tuple[ChannelRoute, ...] = ()
+
+
+def is_channel_step(event: str) -> bool:
+    return event.startswith(CHANNEL_STEP_PREFIX)
 
 
 def is_reminder(event: str) -> bool:
@@ -78,6 +83,8 @@ class Followups:
                                       if not (ev.request_id == req.id and ev.kind == sync.APPROVAL_REQUESTED)]
             if req.status == PENDING and (before is None or before.status != PENDING):
                 self._new_request(db, req, ctx, diff, now)
+            elif req.status == PENDING and route is not None:
+                self._moved(db, req, ctx, diff)
             elif req.status != PENDING:
                 facts = pending_facts(db, req.id)
                 if facts.get("channel") and before is not None and before.status == PENDING:
@@ -107,6 +114,19 @@ class Followups:
                    "next_reminder_at = excluded.next_reminder_at, context = excluded.context",
                    [req.id, state.requested_at.isoformat(), state.sent, nxt.isoformat() if nxt else None,
                     json.dumps(kept, sort_keys=True)])
+
+    def _moved(self, db, req: AccessRequest, ctx: dict, diff: sync.Diff) -> None:
+        """A routed request still pending whose current step's reviewers changed: the workflow
+        moved on. The channel card is rewritten to ask the new step's reviewers (its number
+        counts the steps the relay has seen), and reminders name them from now on."""
+        facts = pending_facts(db, req.id)
+        if "reviewer_steps" not in ctx or facts.get("reviewer_steps") == ctx["reviewer_steps"]:
+            return          # another change (a comment, a date) or the step was not read
+        step = int(facts.get("step") or 1) + 1
+        kept = {**facts, **{k: ctx[k] for k in _KEPT if k in ctx}, "step": step}
+        db.execute("UPDATE reminders SET context = ? WHERE request_id = ?", [json.dumps(kept, sort_keys=True), req.id])
+        diff.events.append(sync.Event(req.id, f"{CHANNEL_STEP_PREFIX}{step}", CHANNEL,
+                                      {"request": request_to_dict(req), **ctx, "step": step}))
 
     def _settled(self, db, request_id: int, now: datetime) -> None:
         """Decided, canceled or gone: no reminder from now on, not even one already queued, and

@@ -301,3 +301,34 @@ def test_a_thread_reply_whose_answer_was_lost_is_found_not_posted_again(team, ma
     assert relay.db.execute("SELECT state FROM cards WHERE request_id = ? AND recipient = 0",
                             [rid]).fetchone() == ("closed",)
     assert len(sb.slack.messages(sb["rita"].slack_id)) == 1
+
+
+def test_the_next_workflow_step_rewrites_the_channel_card_to_ask_its_reviewers(team, make_relay):
+    # Test setup: two steps, DB Leads (Alice) first, then Security (Bob); the relay's account
+    # is in both groups, as it must be to list the request.
+    sb = team
+    leads = sb.ss.add_group("DB Leads", [sb["alice"].ss_id, sb.relay_ss_id])
+    security = sb.ss.add_group("Security", [sb["bob"].ss_id, sb.relay_ss_id])
+    relay = make_relay(CHANNELS=ROUTE, APPROVALS_CONFIRM_TO_REQUESTER="false")
+    rid = sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, comment="rotate the keys",
+                               steps=[[leads], [security]])
+    cycle(relay)
+    cycle(relay)
+    (card,) = channel_cards(sb)
+    assert "Asked: Alice Approver or anyone in DB Leads" in json.dumps(card["blocks"]) and not card["edited"]
+    # Test execution: the first step is approved in SS; the workflow moves on.
+    sb.ss.advance_step(rid)
+    cycle(relay)
+    cycle(relay)
+    # Validating: the same card, edited in place, names the second step's reviewer, buttons kept.
+    (after,) = channel_cards(sb)
+    flat = json.dumps(after["blocks"], ensure_ascii=False)
+    assert after["ts"] == card["ts"] and after["edited"] and has_buttons(after)
+    assert "Step 1 approved, waiting for step 2 · Asked: Bob Approver or anyone in Security" in flat
+    assert "Alice Approver" not in flat and "DB Leads" not in flat
+    assert replies(sb, after) == []
+    assert len(sb.slack.calls_to("chat.update")) == 1
+    # Nobody is asked personally on a non-personal route, and reminders name the new reviewers.
+    assert personal_asks(sb, "bob") == []
+    ctx = json.loads(relay.db.execute("SELECT context FROM reminders WHERE request_id = ?", [rid]).fetchone()[0])
+    assert [s["name"] for s in ctx["reviewer_steps"]] == ["Security"] and ctx["step"] == 2

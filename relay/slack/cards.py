@@ -181,8 +181,10 @@ def channel_card(approval: tuple[str, list], req: AccessRequest, payload: dict, 
     out = decorate_approval(blks, req, {**payload, "reviewer_steps": []}, -1, now,
                             sensitive_prefixes=sensitive_prefixes)
     actions = next((i for i, b in enumerate(out) if b.get("type") == "actions"), len(out))
+    step = int(payload.get("step") or 1)
+    progress = f"Step {step - 1} approved, waiting for step {step} · " if step > 1 else ""
     out.insert(actions, {"type": "context", "elements": [
-        {"type": "mrkdwn", "text": truncate(f"Asked: {who}", CONTEXT_TEXT_LIMIT)}]})
+        {"type": "mrkdwn", "text": truncate(f"{progress}Asked: {who}", CONTEXT_TEXT_LIMIT)}]})
     return text, out
 
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import sqlite_utils
 
 from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited
-from ..followups import CHANNEL, CHANNEL_CARD, CHANNEL_CLOSED
+from ..followups import CHANNEL, CHANNEL_CARD, CHANNEL_CLOSED, is_channel_step
 from ..metrics import Metrics
 from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
@@ -119,7 +119,8 @@ class Delivery:
         # Which events are held with the approval messages (relay.slack.followup_sender adds
         # its confirmations, channel cards and reminders: all moot once the request is decided).
         self.is_ask: Callable[[str], bool] = lambda event: event == sync.APPROVAL_REQUESTED
-        # Follow-ups beyond SS's own bot (relay.slack.followup_sender): senders per event kind,
+        # Follow-ups beyond SS's own bot (relay.slack.followup_sender): senders per event kind
+        # (a name ending in "*": every event starting with the rest),
         # the reminders' sender, and extra facts on approval cards.
         self.handlers: dict[str, Callable[[Notification, str], tuple[str, str | None]]] = {}
         self.reminder_handler: Callable[[Notification, str], tuple[str, str | None]] | None = None
@@ -394,6 +395,8 @@ class Delivery:
         params: dict[str, Any] = {"oldest": f"{oldest:.6f}", "inclusive": True,
                                   "limit": RECONCILE_PAGE, "include_all_metadata": True}
         if n.recipient == CHANNEL:
+            if is_channel_step(n.event):   # chat.update: rewriting again is harmless
+                return None
             if n.event == CHANNEL_CARD:
                 channel = str(n.payload.get("channel") or "")
                 found = self._find(n, "conversations.history", {"channel": channel, **params})
@@ -447,7 +450,8 @@ class Delivery:
         ctx = n.payload
         url = self.secret_url(req.secret_id)
         handler = self.handlers.get(n.event) or (
-            self.reminder_handler if n.event.startswith("reminder_") else None)
+            self.reminder_handler if n.event.startswith("reminder_") else None) or next(
+            (h for name, h in self.handlers.items() if name.endswith("*") and n.event.startswith(name[:-1])), None)
         if handler is not None:
             return handler(n, slack_user)
         if n.event == sync.APPROVAL_REQUESTED:

@@ -15,6 +15,7 @@ from ..followups import (
     CHANNEL,
     CHANNEL_CARD,
     CHANNEL_CLOSED,
+    CHANNEL_STEP_PREFIX,
     REQUESTER_CONFIRMATION,
     is_reminder,
 )
@@ -46,6 +47,7 @@ class FollowupSender:
         self.delivery.handlers[REQUESTER_CONFIRMATION] = self.confirm
         self.delivery.handlers[CHANNEL_CARD] = self.post_channel_card
         self.delivery.handlers[CHANNEL_CLOSED] = self.close_channel_card
+        self.delivery.handlers[CHANNEL_STEP_PREFIX + "*"] = self.update_channel_card
         self.delivery.reminder_handler = self.remind
         self.delivery.is_ask = is_ask
 
@@ -123,6 +125,27 @@ class FollowupSender:
                           metadata=metadata(n))
         d.outbox.save_card(req.id, CHANNEL, data["channel"], data["ts"])
         return "chat.postMessage", None
+
+    def update_channel_card(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
+        """The workflow moved to its next step: the card, rewritten in place, asks the new
+        step's reviewers (still with Approve / Deny)."""
+        d = self.delivery
+        found = snapshot.get_request(d.db, n.request_id)
+        if found is None or found[0].status != PENDING:
+            return "none", "request no longer pending"
+        card = d.outbox.card(n.request_id, CHANNEL)
+        if card is None:
+            return "none", "no channel card"
+        req = request_from_dict(n.payload["request"])
+        text, blks = cards.channel_card(self.approval(n), req, n.payload, self.now(),
+                                        sensitive_prefixes=self.sensitive_folders)
+        try:
+            d.api.call("chat.update", channel=card[0], ts=card[1], text=text, blocks=blks)
+        except SlackError as exc:
+            if getattr(exc, "error", "") != "message_not_found":
+                raise
+            return "chat.update", "card no longer exists in Slack"
+        return "chat.update", None
 
     def close_channel_card(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
         req = request_from_dict(n.payload["request"])
