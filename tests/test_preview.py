@@ -121,6 +121,59 @@ def test_panel_creates_a_request_and_the_approvers_get_cards(preview):
     assert sb.ss.get_request(rid)["status"] == "Canceled"
 
 
+def test_a_channel_card_decided_in_secret_servers_ui_is_edited_in_place_with_one_reply(preview):
+    # Test setup: #db-team holds a card (with Approve / Deny) for rita's pending wiki-admin request.
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does this).")
+    from playwright.sync_api import expect, sync_playwright
+    sb = preview.sb
+    rid = next(r["id"] for r in preview.requests_view() if r["secret"] == "wiki-admin" and r["status"] == "Pending")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(preview.url)
+            team = page.locator('section[data-channel="C0DBTEAM"]')
+            card = team.locator('.msg.channel:has-text("Access request: wiki-admin"):has(button[data-action="approve"])')
+            expect(card).to_have_count(1, timeout=15_000)
+            ts = card.get_attribute("data-ts")
+            cards_before = len(sb.slack.messages("C0DBTEAM")) - sum(
+                len(sb.slack.thread("C0DBTEAM", m["ts"])) for m in sb.slack.messages("C0DBTEAM"))
+            # Test execution: bob approves in the Secret Server panel (the stand-in's decision API).
+            page.locator(f'tr[data-request="{rid}"] button[data-ss="approve"][data-by="bob"]').click()
+            # Validating: the same card (same ts) lost its buttons; its thread has one reply.
+            same = team.locator(f'.msg.channel[data-ts="{ts}"]')
+            expect(same.locator('button[data-action="approve"]')).to_have_count(0, timeout=20_000)
+            expect(same.locator(".edited")).to_have_count(1)
+            expect(same.locator(".thread .reply")).to_have_count(1)
+            expect(same.locator(".thread")).to_contain_text("Bob Approver approved")
+            expect(team.locator(".msg.channel")).to_have_count(cards_before)   # no new card
+        finally:
+            browser.close()
+    (card_msg,) = [m for m in sb.slack.messages("C0DBTEAM") if m["ts"] == ts]
+    assert card_msg["edited"] and len(sb.slack.thread("C0DBTEAM", ts)) == 1
+
+
+def test_fast_forward_moves_the_relays_clock_to_the_next_reminder(preview):
+    sb = preview.sb
+    rid = requests.post(preview.url + "api/ss/create", json={"requester": "rita", "secret": "prod-db",
+                                                             "comment": "reminders"}, timeout=10).json()["id"]
+    wait_until(lambda: any("reminders" in json.dumps(m["blocks"]) for m in sb.slack.messages("C0DBTEAM")),
+               20, "the channel card")
+    (card,) = [m for m in sb.slack.messages("C0DBTEAM") if "reminders" in json.dumps(m["blocks"])]
+    due = preview.relay.db.execute("SELECT next_reminder_at FROM reminders WHERE request_id = ?",
+                                   [rid]).fetchone()[0]
+    r = requests.post(preview.url + "api/time/forward", json={}, timeout=10)
+    assert r.status_code == 200 and r.json()["ahead_seconds"] > 60
+    assert preview.clock().isoformat() > due
+    wait_until(lambda: sb.slack.thread("C0DBTEAM", card["ts"]), 20, "the reminder in the card's thread")
+    (reply,) = sb.slack.thread("C0DBTEAM", card["ts"])
+    assert reply["text"].startswith(":alarm_clock: Reminder: still waiting for a review")
+    assert "min ahead" in requests.get(preview.url, timeout=10).text or \
+        requests.get(preview.url + "api/state", timeout=10).json()["ahead_minutes"] > 1
+    requests.post(preview.url + "api/ss/cancel", json={"id": rid}, timeout=10)
+
+
 # ---------------------------------------------------------------------- the command
 def test_demo_preview_command_prints_progress_and_the_link(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSRELAY_")}

@@ -11,6 +11,12 @@ Everyone is signed in at start through the relay's real sign-in flow: their Home
 (a signed `app_home_opened`), the "Sign in to Secret Server" link on it is followed, and the
 form is posted with their sandbox password.
 
+The demo routes the Databases folder to a team channel (#db-team, `personal = true`): the page
+shows its cards with their threads, and a click on a channel card acts as the person chosen in
+that channel's "Clicking as" list. "Fast-forward" moves the relay's clock (its poller's and its
+delivery's injectable clocks; the wall clock and the stand-ins are untouched) to the next
+reminder due, so reminders can be watched without waiting.
+
 The page is plain HTML, CSS and a little JavaScript, all inline (no external assets). Every
 text from Slack or Secret Server is HTML-escaped on the server; links keep only http(s) URLs.
 The server listens on loopback only, accepts only JSON POSTs and checks the Host header.
@@ -37,6 +43,9 @@ from . import scenario
 from .slack_client import SlackClient
 
 log = logging.getLogger(__name__)
+
+TEAM_CHANNEL = "C0DBTEAM"          # the demo's team channel, #db-team
+TEAM_FOLDER = "\\Production\\Databases"
 
 E = html.escape
 EMOJI = {"white_check_mark": "✅", "x": "❌", "no_entry_sign": "🚫", "hourglass": "⌛",
@@ -181,6 +190,7 @@ class Preview:
         self._tmp: tempfile.TemporaryDirectory | None = None
         self.activity: list[str] = []
         self._lock = threading.Lock()
+        self.offset = timedelta(0)     # how far "Fast-forward" has moved the relay's clock
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -205,10 +215,16 @@ class Preview:
             self.say("[2/6] starting the relay (HTTP on loopback, polling every second)...")
             self._tmp = tempfile.TemporaryDirectory(prefix="ssrelay-preview-")
             relay_port = _free_port()
+            sb.slack.add_channel(TEAM_CHANNEL, name="db-team", members=[p.slack_id for p in sb.people.values()])
+            sb.slack.scopes = (*sb.slack.scopes, "channels:read", "channels:history")
             cfg = sb.config(scenario.temp_db_path(self._tmp.name), HTTP_PORT=str(relay_port),
                             HTTP_PUBLIC_URL=f"http://127.0.0.1:{relay_port}",
-                            SLACK_APPROVER_MESSAGES=self.approver_messages)
-            self.relay = Relay(cfg).start()
+                            SLACK_APPROVER_MESSAGES=self.approver_messages,
+                            CHANNELS=json.dumps([{"folder": TEAM_FOLDER, "channel": TEAM_CHANNEL,
+                                                  "personal": True}]))
+            self.relay = relay = Relay(cfg)
+            relay.poller.clock = relay.delivery.clock = self.clock
+            relay.start()
             relay_url = f"http://127.0.0.1:{self.relay.port}"
             self.slack = SlackClient(sb, relay_url)
             _wait(lambda: self.relay.db.execute(
@@ -228,6 +244,7 @@ class Preview:
             want = 4 if self.approver_messages == "dm" else 0
             _wait(lambda: sum(len([m for m in sb.slack.messages(sb[n].slack_id) if "approve" in json.dumps(m)])
                               for n in ("alice", "bob")) >= want, 20, "the approval messages")
+            _wait(lambda: len(sb.slack.messages(TEAM_CHANNEL)) >= 2, 20, "the cards in #db-team")
             self.say("[6/6] serving the preview page...")
             self.server = _PreviewServer(("127.0.0.1", self.port), _Handler, self)
             threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -253,6 +270,26 @@ class Preview:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+    # ------------------------------------------------------------------ time
+    def clock(self) -> datetime:
+        """The relay's clock: the wall clock plus what "Fast-forward" added."""
+        return datetime.now(timezone.utc) + self.offset
+
+    def forward(self) -> dict:
+        """Move the relay's clock to the next reminder due (a second past it); the next poll
+        sends it. Nothing scheduled: a clear error, the clock unchanged."""
+        relay: Any = self.relay
+        row = relay.db.execute("SELECT MIN(next_reminder_at) FROM reminders "
+                                    "WHERE next_reminder_at IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            raise ValueError("no reminder is scheduled: every request is decided or reminded enough")
+        due = datetime.fromisoformat(row[0])
+        step = max(timedelta(0), due - self.clock()) + timedelta(seconds=1)
+        self.offset += step
+        self.note(f"fast-forward: the relay's clock moved {step.total_seconds() / 60:.1f} min "
+                  f"(now {self.offset.total_seconds() / 60:.1f} min ahead) to the next reminder")
+        return {"ahead_seconds": self.offset.total_seconds()}
 
     # ------------------------------------------------------------------ state for the page
     def names(self) -> dict[str, str]:
@@ -284,6 +321,29 @@ class Preview:
                 "messages": "".join(msgs) or '<div class="context">No messages yet.</div>',
                 "home": home_html}
 
+    def channel_view(self, channel: str, name: str) -> dict:
+        """A team channel: each card, with the replies in its thread under it."""
+        sb, names = self.sb, self.names()
+        assert sb is not None
+        out = []
+        for m in sb.slack.messages(channel):
+            if m.get("thread_ts") and m["thread_ts"] != m["ts"]:
+                continue          # a reply: shown in its thread
+            where = {"person": "", "surface": "channel", "channel": channel, "ts": m["ts"]}
+            edited = ' <span class="edited">(edited)</span>' if m.get("edited") else ""
+            when = datetime.fromtimestamp(float(m["ts"])).strftime("%H:%M:%S")
+            thread = "".join(
+                f'<div class="reply"><div class="who">ssrelay <span class="time">'
+                f'{datetime.fromtimestamp(float(r["ts"])).strftime("%H:%M:%S")}</span></div>'
+                f'{render_blocks(r.get("blocks"), {"person": "", "surface": "reply"}, names, r.get("text", ""))}</div>'
+                for r in sb.slack.thread(channel, m["ts"]))
+            out.append(f'<div class="msg channel" data-ts="{E(m["ts"], quote=True)}">'
+                       f'<div class="who">ssrelay <span class="time">{when}</span>{edited}</div>'
+                       f'{render_blocks(m.get("blocks"), where, names, m.get("text", ""))}'
+                       f'<div class="thread">{thread}</div></div>')
+        return {"id": channel, "name": name,
+                "messages": "".join(out) or '<div class="context">No messages yet.</div>'}
+
     def requests_view(self) -> list[dict]:
         w = self.sb.ss.world
         with w.lock:
@@ -300,7 +360,9 @@ class Preview:
         people = [self.person_view(p) for p in self.sb.people.values()]
         with self._lock:
             activity = list(self.activity)
-        body = {"people": people, "requests": self.requests_view(), "activity": activity,
+        body = {"people": people, "channels": [self.channel_view(TEAM_CHANNEL, "db-team")],
+                "requests": self.requests_view(), "activity": activity,
+                "ahead_minutes": round(self.offset.total_seconds() / 60, 1),
                 "secrets": sorted(self.sb.secrets), "requesters": [p.name for p in self.sb.people.values()],
                 "reviewers": ["alice", "bob"]}
         body["version"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
@@ -316,6 +378,15 @@ class Preview:
         value, block_id = str(data.get("value", "")), str(data.get("block_id", ""))
         if surface == "home":
             payload = self.slack.click_home(person.slack_id, action_id, value, block_id)
+        elif surface == "channel":
+            assert self.sb is not None and self.slack is not None
+            message = next((m for m in self.sb.slack.messages(str(data.get("channel", "")))
+                            if m["ts"] == data.get("ts")), None)
+            if message is None:
+                raise ValueError("that message is gone")
+            payload = self.slack.click_message(person.slack_id, action_id, value, block_id, message,
+                                               ephemeral=False)
+            payload["channel"]["name"] = "db-team"
         elif surface in ("message", "ephemeral"):
             source = (self.sb.slack.messages(person.slack_id) if surface == "message"
                       else self.sb.slack.ephemerals(person.slack_id))
@@ -414,6 +485,8 @@ class _Handler(BaseHTTPRequestHandler):
             path = self.path.split("?", 1)[0]
             if path == "/api/click":
                 return self._json(200, p.click(data))
+            if path == "/api/time/forward":
+                return self._json(200, p.forward())
             if path.startswith("/api/ss/"):
                 return self._json(200, p.ss_action(path.rsplit("/", 1)[1], data))
             return self._json(404, {"error": "not found"})
@@ -479,6 +552,8 @@ main{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:1
 .btn:disabled{opacity:.5;cursor:wait}hr{border:0;border-top:1px solid #ddd}a{color:#1264a3}code{background:#f4f4f4;padding:0 .2rem}
 .panel{grid-column:1/-1}.panel .pane{max-height:none}table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem;border-bottom:1px solid #eee}
 form{display:flex;gap:.4rem;flex-wrap:wrap;align-items:end;margin-bottom:.6rem}label{display:flex;flex-direction:column;font-size:.8rem}
+.thread{margin-left:1rem;border-left:3px solid #ddd;padding-left:.5rem}.reply{padding:.25rem 0}
+.channel-as{font-size:.8rem;font-weight:400}
 input,select{font:inherit;padding:.2rem}#activity{font-family:ui-monospace,monospace;font-size:.8rem;color:#444;white-space:pre-wrap}
 </style></head>
 <body>
@@ -491,6 +566,7 @@ input,select{font:inherit;padding:.2rem}#activity{font-family:ui-monospace,monos
 <label>Comment<input name="comment" value="Need access for a deploy"></label>
 <label>Ticket<input name="ticket" value=""></label><button class="btn primary" type="submit">Create request</button></form>
 <table><thead><tr><th>#</th><th>Secret</th><th>Requester</th><th>Status</th><th>In Secret Server</th></tr></thead><tbody id="requests"></tbody></table>
+<p><button class="btn" id="forward" type="button">Fast-forward to the next reminder</button> <span id="ahead"></span></p>
 <h3>Activity</h3><div id="activity"></div></div></section></main>
 <script>
 "use strict";
@@ -506,13 +582,20 @@ function person(p){
   <div class="tabs" role="tablist"><button role="tab" data-tab="messages" aria-selected="${tab==="messages"}">Messages</button><button role="tab" data-tab="home" aria-selected="${tab==="home"}">Home</button></div>
   <div class="pane messages" ${tab==="messages"?"":"hidden"}>${p.messages}</div>
   <div class="pane home" ${tab==="home"?"":"hidden"}>${p.home}</div></section>`;}
+let clickAs = {};
+function channel(c, people){
+  const as = clickAs[c.id] || "alice";
+  return `<section class="person" data-channel="${esc(c.id)}" aria-label="#${esc(c.name)}">
+  <h2><span>#${esc(c.name)}</span><label class="channel-as">Clicking as <select class="as">${people.map(p=>`<option ${p.name===as?"selected":""}>${esc(p.name)}</option>`).join("")}</select></label></h2>
+  <div class="pane messages">${c.messages}</div></section>`;}
 function request(r, reviewers){
   const pending = r.status === "Pending";
   const acts = pending ? `<button class="btn" data-ss="cancel" data-id="${r.id}">Cancel (as ${esc(r.requester)})</button> ` +
     reviewers.map(v=>`<button class="btn" data-ss="approve" data-id="${r.id}" data-by="${esc(v)}">Approve as ${esc(v)}</button> <button class="btn" data-ss="deny" data-id="${r.id}" data-by="${esc(v)}">Deny as ${esc(v)}</button>`).join(" ") : "";
   return `<tr data-request="${r.id}"><td>${r.id}</td><td>${esc(r.secret)}</td><td>${esc(r.requester)}</td><td class="status">${esc(r.status)}${r.by?" by "+esc(r.by):""}</td><td>${acts}</td></tr>`;}
 function render(s){
-  document.getElementById("people").innerHTML = s.people.map(person).join("");
+  document.getElementById("people").innerHTML = s.people.map(person).join("") + s.channels.map(c=>channel(c, s.people)).join("");
+  document.getElementById("ahead").textContent = s.ahead_minutes ? `the relay's clock is ${s.ahead_minutes} min ahead` : "";
   document.getElementById("requests").innerHTML = s.requests.map(r=>request(r, s.reviewers)).join("");
   document.getElementById("activity").textContent = s.activity.join("\n");
   if(!filled){filled = true;
@@ -526,10 +609,15 @@ document.addEventListener("click", async e => {
   const t = e.target.closest("[data-tab]");
   if(t){const sec = t.closest("[data-person]"); tabs[sec.dataset.person] = t.dataset.tab; version = null; refresh(); return;}
   const b = e.target.closest("button[data-click]");
-  if(b){b.disabled = true; await post("/api/click", JSON.parse(b.dataset.click)); refresh(); return;}
+  if(b){const click = JSON.parse(b.dataset.click), ch = b.closest("[data-channel]");
+    if(ch){click.person = ch.querySelector("select.as").value;}
+    b.disabled = true; await post("/api/click", click); refresh(); return;}
+  if(e.target.id === "forward"){await post("/api/time/forward", {}); refresh(); return;}
   const s = e.target.closest("button[data-ss]");
   if(s){s.disabled = true; await post("/api/ss/"+s.dataset.ss, {id: s.dataset.id, by: s.dataset.by}); refresh();}
 });
+document.addEventListener("change", e => {
+  const ch = e.target.closest("[data-channel]"); if(ch && e.target.matches("select.as")){clickAs[ch.dataset.channel] = e.target.value;}});
 document.getElementById("create").addEventListener("submit", async e => {
   e.preventDefault(); await post("/api/ss/create", Object.fromEntries(new FormData(e.target))); refresh();});
 refresh(); setInterval(refresh, 1000);
