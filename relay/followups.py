@@ -120,8 +120,8 @@ class Followups:
         moved on. The channel card is rewritten to ask the new step's reviewers (its number
         counts the steps the relay has seen), and reminders name them from now on."""
         facts = pending_facts(db, req.id)
-        if "reviewer_steps" not in ctx or facts.get("reviewer_steps") == ctx["reviewer_steps"]:
-            return          # another change (a comment, a date) or the step was not read
+        if not facts or "reviewer_steps" not in ctx or facts.get("reviewer_steps") == ctx["reviewer_steps"]:
+            return          # another change (a comment, a date), or nothing to compare with
         step = int(facts.get("step") or 1) + 1
         kept = {**facts, **{k: ctx[k] for k in _KEPT if k in ctx}, "step": step}
         db.execute("UPDATE reminders SET context = ? WHERE request_id = ?", [json.dumps(kept, sort_keys=True), req.id])
