@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,6 +47,7 @@ _OBJECTS = ("event", "view", "container", "state", "message", "previous_message"
             "assistant_thread", "function_data", "function", "workflow_step")
 _FLAGS = ("is_enterprise_install", "is_ext_shared_channel")
 _USER_KINDS = ("block_actions", "view_submission", "view_closed", "shortcut", "message_action")
+_VIEW_KINDS = ("view_submission", "view_closed")
 
 
 class Malformed(ValueError):
@@ -89,9 +91,8 @@ def _fail(where: str, key: str, value: Any) -> Malformed:
     return Malformed(f"{where}{key} is {type(value).__name__}")
 
 
-def _common(obj: dict, where: str, *, nested: bool = True) -> None:
-    """The fields Bolt's extractors and the relay read from the payload, the event, and each
-    authorization, message or item."""
+def _refs(obj: dict, where: str) -> None:
+    """team, enterprise, user, channel: a string id, or an object carrying string ids."""
     for key in _REFS:
         v = obj.get(key)
         if isinstance(v, dict):
@@ -100,21 +101,36 @@ def _common(obj: dict, where: str, *, nested: bool = True) -> None:
                     raise _fail(f"{where}{key}.", k, v.get(k))
         elif not isinstance(v, _OPT_STR):
             raise _fail(where, key, v)
-    for key in _STRINGS:
-        if not isinstance(obj.get(key), _OPT_STR):
-            raise _fail(where, key, obj.get(key))
-    for key in _FLAGS:
-        if not isinstance(obj.get(key), _OPT_BOOL):
-            raise _fail(where, key, obj.get(key))
+
+
+def _scalars(obj: dict, where: str) -> None:
+    """The fields read as strings or flags when present, and those that must be objects."""
+    for keys, types in ((_STRINGS, _OPT_STR), (_FLAGS, _OPT_BOOL)):
+        for key in keys:
+            if not isinstance(obj.get(key), types):
+                raise _fail(where, key, obj.get(key))
     for key in _OBJECTS:   # Bolt tests these with `key in body`: present means an object
         if key in obj and not isinstance(obj[key], dict):
             raise _fail(where, key, obj[key])
+
+
+def _authorizations(obj: dict, where: str, *, nested: bool) -> None:
+    """`authorizations`: a list of objects, each with the common fields (only at the top)."""
     auths = obj.get("authorizations")
-    if auths is not None:
-        if not nested or not isinstance(auths, list) or not all(isinstance(a, dict) for a in auths):
-            raise _fail(where, "authorizations", auths)
-        for i, a in enumerate(auths):
-            _common(a, f"{where}authorizations[{i}].", nested=False)
+    if auths is None:
+        return
+    if not nested or not isinstance(auths, list) or not all(isinstance(a, dict) for a in auths):
+        raise _fail(where, "authorizations", auths)
+    for i, a in enumerate(auths):
+        _common(a, f"{where}authorizations[{i}].", nested=False)
+
+
+def _common(obj: dict, where: str, *, nested: bool = True) -> None:
+    """The fields Bolt's extractors and the relay read from the payload, the event, and each
+    authorization, message or item."""
+    _refs(obj, where)
+    _scalars(obj, where)
+    _authorizations(obj, where, nested=nested)
     if nested:
         for key in ("event", "message", "previous_message", "item", "assistant_thread"):
             if isinstance(obj.get(key), dict):
@@ -136,54 +152,96 @@ def _view(view: dict, where: str, *, submitted: bool) -> None:
                 raise Malformed(f"{where}{key} missing")
 
 
+def _response_urls(payload: dict) -> None:
+    rurls = payload.get("response_urls")
+    # Bolt reads the first of them and cannot log about more than one: one at most
+    if "response_urls" in payload and not (isinstance(rurls, list) and len(rurls) <= 1 and all(
+            isinstance(u, dict) and isinstance(u.get("response_url"), _OPT_STR) for u in rurls)):
+        raise _fail("", "response_urls", rurls)
+
+
+def _user(payload: dict, kind: str) -> None:
+    if kind in _USER_KINDS:
+        user = payload.get("user")
+        if not isinstance(user, dict) or slack_id(user.get("id")) is None:
+            raise Malformed("payload without a user id")
+
+
+def _payload_view(payload: dict, kind: str) -> None:
+    if isinstance(payload.get("view"), dict):
+        _view(payload["view"], "view.", submitted=kind in _VIEW_KINDS)
+    elif kind in _VIEW_KINDS:
+        raise Malformed(f"{kind} without view")
+
+
+def _actions(payload: dict, kind: str) -> None:
+    """block_actions and interactive_message: a non-empty list of actions (block actions each
+    with an action_id), and a well-typed container."""
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or not actions:
+        raise Malformed(f"{kind} without actions")
+    for i, a in enumerate(actions):
+        if not isinstance(a, dict) or (kind == "block_actions" and not isinstance(a.get("action_id"), str)):
+            raise Malformed(f"actions[{i}] without action_id")
+        for key in ("block_id", "action_ts", "type"):
+            if not isinstance(a.get(key), _OPT_STR):
+                raise _fail(f"actions[{i}].", key, a.get(key))
+    _container(payload.get("container"))
+
+
+def _container(container: Any) -> None:
+    if not isinstance(container, dict):
+        return
+    for key in ("type", "channel_id", "message_ts", "view_id"):
+        if not isinstance(container.get(key), _OPT_STR):
+            raise _fail("container.", key, container.get(key))
+    if not isinstance(container.get("is_ephemeral"), _OPT_BOOL):
+        raise _fail("container.", "is_ephemeral", container.get("is_ephemeral"))
+
+
+def _callback_id(payload: dict, kind: str) -> None:
+    if not isinstance(payload.get("callback_id"), str):
+        raise Malformed(f"{kind} without callback_id")
+
+
+def _event(payload: dict, kind: str) -> None:
+    event = payload.get("event")
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise Malformed("event_callback without event.type")
+    if isinstance(event.get("view"), dict):
+        _view(event["view"], "event.view.", submitted=False)
+    elif event.get("view") is not None:
+        raise _fail("event.", "view", event.get("view"))
+
+
+def _challenge(payload: dict, kind: str) -> None:
+    if not isinstance(payload.get("challenge"), str):
+        raise Malformed("url_verification without challenge")
+
+
+# What each kind of payload must carry beyond the common fields, its user and its view.
+_BY_KIND: dict[str, Callable[[dict, str], None]] = {
+    "block_actions": _actions,
+    "interactive_message": _actions,
+    "shortcut": _callback_id,
+    "message_action": _callback_id,
+    "event_callback": _event,
+    "url_verification": _challenge,
+}
+
+
 def check_envelope(payload: Any) -> None:
     """Raise Malformed unless every field the relay or Bolt reads has the type Slack sends."""
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         raise Malformed("payload is not an object with a type")
     kind = payload["type"]
     _common(payload, "")
-    rurls = payload.get("response_urls")
-    # Bolt reads the first of them and cannot log about more than one: one at most
-    if "response_urls" in payload and not (isinstance(rurls, list) and len(rurls) <= 1 and all(
-            isinstance(u, dict) and isinstance(u.get("response_url"), _OPT_STR) for u in rurls)):
-        raise _fail("", "response_urls", rurls)
-    if kind in _USER_KINDS:
-        user = payload.get("user")
-        if not isinstance(user, dict) or slack_id(user.get("id")) is None:
-            raise Malformed("payload without a user id")
-    if isinstance(payload.get("view"), dict):
-        _view(payload["view"], "view.", submitted=kind in ("view_submission", "view_closed"))
-    elif kind in ("view_submission", "view_closed"):
-        raise Malformed(f"{kind} without view")
-    if kind in ("block_actions", "interactive_message"):
-        actions = payload.get("actions")
-        if not isinstance(actions, list) or not actions:
-            raise Malformed(f"{kind} without actions")
-        for i, a in enumerate(actions):
-            if not isinstance(a, dict) or (kind == "block_actions" and not isinstance(a.get("action_id"), str)):
-                raise Malformed(f"actions[{i}] without action_id")
-            for key in ("block_id", "action_ts", "type"):
-                if not isinstance(a.get(key), _OPT_STR):
-                    raise _fail(f"actions[{i}].", key, a.get(key))
-        container = payload.get("container")
-        if isinstance(container, dict):
-            for key in ("type", "channel_id", "message_ts", "view_id"):
-                if not isinstance(container.get(key), _OPT_STR):
-                    raise _fail("container.", key, container.get(key))
-            if not isinstance(container.get("is_ephemeral"), _OPT_BOOL):
-                raise _fail("container.", "is_ephemeral", container.get("is_ephemeral"))
-    if kind in ("shortcut", "message_action") and not isinstance(payload.get("callback_id"), str):
-        raise Malformed(f"{kind} without callback_id")
-    if kind == "event_callback":
-        event = payload.get("event")
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            raise Malformed("event_callback without event.type")
-        if isinstance(event.get("view"), dict):
-            _view(event["view"], "event.view.", submitted=False)
-        elif event.get("view") is not None:
-            raise _fail("event.", "view", event.get("view"))
-    if kind == "url_verification" and not isinstance(payload.get("challenge"), str):
-        raise Malformed("url_verification without challenge")
+    _response_urls(payload)
+    _user(payload, kind)
+    _payload_view(payload, kind)
+    by_kind = _BY_KIND.get(kind)
+    if by_kind is not None:
+        by_kind(payload, kind)
 
 
 # ---------------------------------------------------------------------- values
