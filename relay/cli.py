@@ -56,7 +56,21 @@ def cmd_run(args) -> int:
         extra={"http_host": cfg.http.host, "http_port": relay.port, "mode": cfg.slack.mode})
     stop.wait()
     relay.stop()
+    _exit_now_if_stuck()
     return 0
+
+
+def _exit_now_if_stuck() -> None:
+    """After a stop, a call still hanging on Secret Server or Slack would keep the interpreter
+    waiting for its worker thread; the relay has released its work by now (and SQLite's
+    transactions are all or nothing), so end the process here, within the container's grace."""
+    import logging
+    import os
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def cmd_migrate(args) -> int:

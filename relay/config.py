@@ -261,6 +261,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("http", "admin_port"): ("", _optional_port),
     ("storage", "path"): ("ssrelay.db", _str),
     ("storage", "encryption_key"): ("", _fernet_key),
+    ("storage", "busy_timeout_seconds"): (30, _number(0.1, 600)),
     ("nudge", "token"): ("", _str),
     ("storage", "retention_days"): (30, _number(1, 3650)),
 }
@@ -338,6 +339,7 @@ class StorageSection:
     path: str
     encryption_key: Secret
     retention_days: float
+    busy_timeout_seconds: float
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ..errors import (
     SlackOutcomeUnknown,
     SlackPermanentError,
     SlackRateLimited,
+    SlackStopping,
     SlackUnavailable,
 )
 
@@ -102,6 +103,8 @@ class Pacer:
         must report its answer with `answered()`, which lets the next one go."""
         if method in UNPACED:
             return self._clock()
+        if self._stop.is_set():                   # a stop never lets the rest of a batch out
+            return None
         lock = self._method_lock(method)
         while not lock.acquire(timeout=0.2):     # another call of this method is in flight
             if self._stop.is_set():
@@ -165,7 +168,7 @@ class SlackApi:
     def call(self, method: str, **params: Any) -> dict:
         sent_at = self.pacer.wait(method)
         if sent_at is None:
-            raise SlackUnavailable(method, "relay stopping")
+            raise SlackStopping(method)
         try:
             if method.startswith(("chat.", "views.")):
                 resp = self.client.api_call(method, json=params)
