@@ -62,11 +62,12 @@ def cmd_run(args) -> int:
 
 def _exit_now_if_stuck() -> None:
     """After a stop, a call still hanging on Secret Server or Slack would keep the interpreter
-    waiting for its worker thread; the relay has released its work by now (and SQLite's
-    transactions are all or nothing), so end the process here, within the container's grace."""
+    waiting for its worker thread (the interpreter joins the scheduler's workers at exit, daemon
+    or not); the relay has released its work by now (and SQLite's transactions are all or
+    nothing), so end the process here, within the container's grace."""
     import logging
     import os
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    if any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
