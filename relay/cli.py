@@ -109,14 +109,16 @@ def cmd_check(args) -> int:
 
 def cmd_status(args) -> int:
     from .outbox import Outbox
-    from .store.existing import DatabaseNotReady, open_existing
+    from .store.existing import DatabaseNotReady, open_existing_or_checkpointed
     from .store.snapshot import get_state
     path = _storage_path(args)
     try:
-        db = open_existing(path)       # read-only: never creates the file
+        db, checkpointed = open_existing_or_checkpointed(path)   # read-only: never creates the file
     except DatabaseNotReady as exc:
         print(f"ssrelay: {exc}", file=sys.stderr)
         return 1
+    if checkpointed:
+        print(f"database {path}: its volume is full or failing; showing it as last checkpointed", file=sys.stderr)
     ob = Outbox(db)
     pending = db.execute("SELECT COUNT(*) FROM access_requests WHERE status = 'Pending' AND gone = 0").fetchone()[0]
     backlog = ob.backlog()

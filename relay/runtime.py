@@ -4,6 +4,7 @@ one process: the poll schedule, outbox delivery, and the HTTP server."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -63,7 +64,7 @@ class Relay:
         self.db = ThreadLocalDb(cfg.storage.path, busy_timeout=float(cfg.storage.busy_timeout_seconds))
         # A full disk or a long lock degrades the relay (a /readyz reason, a line a minute), it
         # never stops it: writes that fail are retried by whoever made them.
-        self.storage = StorageHealth()
+        self.storage = StorageHealth(volume=os.path.dirname(os.path.abspath(cfg.storage.path)))
         self._migrated = False
         self.migrate()
         self.ss = build_ss_client(cfg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -29,8 +30,14 @@ class StorageFault(StrEnum):
     IO = "io"               # SQLITE_IOERR and the like: the volume itself misbehaves
 
 
-def classify(exc: BaseException) -> StorageFault | None:
-    """The storage fault `exc` stands for, or None when it is not one (a bug, say)."""
+# Less room than this on the database's volume makes an I/O error a full disk: SQLite reports
+# a failed shared-memory (-shm) allocation as "disk I/O error", not as SQLITE_FULL.
+LOW_SPACE_BYTES = 256 * 1024
+
+
+def classify(exc: BaseException, volume: str | None = None) -> StorageFault | None:
+    """The storage fault `exc` stands for, or None when it is not one (a bug, say).
+    `volume`: a directory on the database's volume, to tell a full disk behind an I/O error."""
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc).lower()
         if "full" in text:
@@ -38,11 +45,18 @@ def classify(exc: BaseException) -> StorageFault | None:
         if "locked" in text or "busy" in text:
             return StorageFault.LOCKED
         if "disk i/o" in text or "unable to open" in text or "readonly" in text:
-            return StorageFault.IO
+            return StorageFault.FULL if volume and _low_space(volume) else StorageFault.IO
         return None
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return StorageFault.FULL
     return None
+
+
+def _low_space(volume: str) -> bool:
+    try:
+        return shutil.disk_usage(volume).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
 
 
 _WHAT = {
@@ -65,7 +79,8 @@ class StorageHealth:
     """Thread-safe record of the current storage fault, if any."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic,
-                 log_every: float = LOG_EVERY_SECONDS):
+                 log_every: float = LOG_EVERY_SECONDS, volume: str | None = None):
+        self.volume = volume        # the database's directory (None: in memory, or not known)
         self._clock = clock
         self._log_every = log_every
         self._lock = threading.Lock()
@@ -74,7 +89,7 @@ class StorageHealth:
 
     def failed(self, where: str, exc: BaseException) -> bool:
         """Record `exc` if it is a storage fault (True); False leaves it to the caller."""
-        fault = classify(exc)
+        fault = classify(exc, self.volume)
         if fault is None:
             return False
         now = self._clock()
