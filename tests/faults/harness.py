@@ -16,6 +16,7 @@ a report table.
 from __future__ import annotations
 
 import heapq
+import json
 import random
 import re
 import sqlite3
@@ -35,6 +36,9 @@ from .process import RelayProcess
 POLL_SECONDS = 1.0
 BUSY_TIMEOUT_SECONDS = 0.5
 HOLD_SECONDS = 4.0            # a request stays undecided at least this long (the relay sees it Pending)
+# Slack budgets the relay is configured with (calls a minute); the stand-in enforces them too,
+# so a burst past the pacing shows up as 429s and in the busiest second.
+BUDGETS = {"chat.postEphemeral": 300, "chat.postMessage": 300}
 DELIVERY_METHODS = ("chat.postEphemeral", "chat.postMessage", "conversations.open", "users.lookupByEmail")
 LISTING = re.compile(r"^/api/v1/secret-access-requests$")
 
@@ -71,6 +75,7 @@ class Run:
     injected: Counter = field(default_factory=Counter)
     lock: sqlite3.Connection | None = None
     hang: threading.Event | None = None
+    workload: "Workload | None" = None
 
     def restart(self) -> None:
         self.relay.start()
@@ -91,6 +96,7 @@ class Workload:
         self._seq = 0
         self._thread = threading.Thread(target=self._loop, name="workload", daemon=True)
         self._n = 0
+        self._mutex = threading.RLock()       # the workload thread and a fault may both create
         self._group = run.sandbox.groups["approvers"]
         self._folder = run.sandbox.ss.add_folder("Harness", path="\\Harness")
 
@@ -108,8 +114,14 @@ class Workload:
             action()
 
     def _later(self, delay: float, action: Callable[[], None]) -> None:
-        self._seq += 1
-        heapq.heappush(self._due, (time.monotonic() + delay, self._seq, action))
+        with self._mutex:
+            self._seq += 1
+            heapq.heappush(self._due, (time.monotonic() + delay, self._seq, action))
+
+    def burst(self, n: int) -> None:
+        """`n` requests at once: a batch for the relay to be in the middle of."""
+        for _ in range(n):
+            self._create()
 
     def _loop(self) -> None:
         next_create = time.monotonic()
@@ -118,15 +130,21 @@ class Workload:
             if now >= next_create:
                 self._create()
                 next_create = now + self.every
-            while self._due and self._due[0][0] <= time.monotonic():
-                heapq.heappop(self._due)[2]()
-            wake = min([next_create] + [d[0] for d in self._due[:1]])
+            while True:
+                with self._mutex:
+                    if not (self._due and self._due[0][0] <= time.monotonic()):
+                        break
+                    action = heapq.heappop(self._due)[2]
+                action()
+            with self._mutex:
+                wake = min([next_create] + [d[0] for d in self._due[:1]])
             self.stop.wait(max(0.0, wake - time.monotonic()))
 
     def _create(self) -> None:
         sb, rng = self.run.sandbox, self.run.rng
-        self._n += 1
-        name = f"hx{self._n:04d}"
+        with self._mutex:
+            self._n += 1
+            name = f"hx{self._n:04d}"
         secret = sb.ss.add_secret(name, folder_id=self._folder, template_name="Password",
                                   viewers=[sb[n].ss_id for n in ("rita", "alice", "bob")],
                                   requires_approval=True, approvers=[self._group])
@@ -183,8 +201,40 @@ def _sigkill(run: Run) -> None:
 
 
 def _sigterm(run: Run) -> None:
+    """SIGTERM in the middle of a batch: it must neither burst the rest out nor take long."""
+    assert run.workload is not None
+    before = len(run.sandbox.slack.calls_to("chat.postEphemeral"))
+    run.workload.burst(6)
+    _wait(lambda: len(run.sandbox.slack.calls_to("chat.postEphemeral")) >= before + 2, 10)
     run.term_seconds.append(run.relay.terminate(timeout=30))
     run.restart()
+
+
+def _sigterm_ss_hang(run: Run) -> None:
+    """SIGTERM while a poll hangs on Secret Server."""
+    _ss_hang(run)
+    _wait(lambda: any(c.status == 0 for c in run.sandbox.ss.calls_to(r"/api/v1/")), 10)
+    run.term_seconds.append(run.relay.terminate(timeout=40))
+    _ss_clear(run)
+    run.restart()
+
+
+def _disk_full_restart(run: Run) -> None:
+    """The disk fills, the relay dies and starts again on the full disk: it must come up."""
+    _disk_full(run)
+    threading.Event().wait(0.5)
+    run.relay.kill()
+    run.kills += 1
+    run.restart()
+    _wait(lambda: run.relay.get("/readyz").status_code == 503, 10)
+
+
+def _wait(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not check():
+        assert time.monotonic() < deadline, "the harness waited too long for its own setup"
+        tick.wait(0.05)
 
 
 def _ss(status: int, **kw) -> Callable[[Run], None]:
@@ -246,6 +296,7 @@ def _disk_free(run: Run) -> None:
 FAULTS: list[FaultKind] = [
     FaultKind("sigkill", _sigkill, _noop),
     FaultKind("sigterm", _sigterm, _noop),
+    FaultKind("sigterm_ss_hang", _sigterm_ss_hang, _noop),
     FaultKind("ss_5xx", _ss(503), _ss_clear),
     FaultKind("ss_429", _ss(429, retry_after=1), _ss_clear),
     FaultKind("ss_hang", _ss_hang, _ss_clear),
@@ -257,6 +308,7 @@ FAULTS: list[FaultKind] = [
     FaultKind("slack_invalid_auth", _slack(error="invalid_auth"), _slack_clear, short=False),
     FaultKind("db_lock", _db_lock, _db_unlock),
     FaultKind("disk_full", _disk_full, _disk_free, needs_volume=True),
+    FaultKind("disk_full_restart", _disk_full_restart, _disk_free, needs_volume=True),
 ]
 
 
@@ -307,9 +359,14 @@ def run_harness(kinds: list[FaultKind], *, workdir: Path, seed: int = 1, rounds:
     rng = random.Random(seed)
     relay = RelayProcess(sb, db_dir / "relay.db", workdir / "relay.log",
                          POLL_INTERVAL_SECONDS=f"{POLL_SECONDS:g}",
+                         SLACK_RATE_LIMITS=json.dumps({**BUDGETS, "conversations.open": 6000,
+                                                       "users.lookupByEmail": 6000}),
                          STORAGE_BUSY_TIMEOUT_SECONDS=f"{BUSY_TIMEOUT_SECONDS:g}")
+    for method, per_minute in BUDGETS.items():
+        sb.slack.set_rate_limit(method, per_minute)
     run = Run(sb, relay, volume, rng)
     work = Workload(run)
+    run.workload = work
     started = time.monotonic()
     try:
         relay.start()
@@ -381,6 +438,7 @@ class Report:
     allowed_duplicates: int = 0
     false_notices: list[str] = field(default_factory=list)
     stale_asks: list[str] = field(default_factory=list)
+    unpaced: list[str] = field(default_factory=list)       # a second with more calls than the budget
     cancels_without_ask: list[str] = field(default_factory=list)
     injected: Counter = field(default_factory=Counter)
     kills: int = 0
@@ -394,7 +452,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.lost and not self.false_notices and not self.stale_asks \
+        return not self.lost and not self.false_notices and not self.stale_asks and not self.unpaced \
             and self.duplicates_outside_window == 0 and self.max_term_seconds <= 5.0
 
     def table(self) -> str:
@@ -409,6 +467,7 @@ class Report:
             ("duplicates outside the window", self.duplicates_outside_window),
             ("false notices", len(self.false_notices)),
             ("stale asks", len(self.stale_asks)),
+            ("seconds over a Slack method's budget", len(self.unpaced)),
             ("cancel notices to reviewers never asked", len(self.cancels_without_ask)),
             ("slowest SIGTERM to exit", f"{self.max_term_seconds:.2f} s"),
             ("run time", f"{self.elapsed:.0f} s"),
@@ -421,7 +480,7 @@ class Report:
 
     def details(self) -> str:
         parts = []
-        for name in ("lost", "duplicates", "false_notices", "stale_asks", "cancels_without_ask"):
+        for name in ("lost", "duplicates", "false_notices", "stale_asks", "unpaced", "cancels_without_ask"):
             items = getattr(self, name)
             if items:
                 parts.append(f"{name}: " + "; ".join(items[:20]))
@@ -499,6 +558,11 @@ def check(run: Run, calls, listings, *, elapsed: float, rss_kib: int) -> Report:
         if key[0] == "canceled" and (key[1], key[2]) not in attempted:
             rep.cancels_without_ask.append(":".join(key))
     rep.delivered = sum(1 for k in owed if got[k])
+    for method, per_minute in BUDGETS.items():
+        times = sorted(c.at for c in calls if c.method == method)
+        worst = max((sum(1 for t in times[i:i + 200] if t - s < 1.0) for i, s in enumerate(times)), default=0)
+        if worst > per_minute / 60 + 1:
+            rep.unpaced.append(f"{method}: {worst} calls in one second (budget {per_minute / 60:g}/s)")
     # Stale: an approval message sent after a poll had listed Pending without the decided request.
     for (kind, user, secret), at in first_at.items():
         r = by_secret.get(secret)
