@@ -286,7 +286,11 @@ class Relay:
             if s:
                 s.close()      # after its loop stopped: no select() on a closed socket
         self._release_claims()
-        self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
+        # Socket Mode client and worker pools: a click stuck on Secret Server must not hold
+        # the stop past its grace.
+        closing = threading.Thread(target=self.interactions.stop, name="ssrelay-stop-interactions", daemon=True)
+        closing.start()
+        closing.join(timeout=max(0.5, deadline - time.monotonic()))
         self.ss.close()
         self.people_ss.close()
         self.db.close()             # every thread's SQLite connection (and its file descriptors)

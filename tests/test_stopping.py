@@ -9,7 +9,6 @@ import threading
 from collections import Counter
 
 import pytest
-
 from faults.process import RelayProcess
 from waiting import wait_until
 

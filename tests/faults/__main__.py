@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # tests/: waiting.py
 
-from .harness import FAULTS, run_harness  # noqa: E402
+from .harness import FAULTS, run_harness
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                                  soak_seconds=args.soak, log=lambda s: print(s, flush=True))
         else:
             report = run_harness([k for k in FAULTS if k.short], workdir=Path(tmp), seed=args.seed,
-                                 min_kills=2, log=lambda s: print(s, flush=True))
+                                 fault_seconds=1.2, gap_seconds=0.3, min_kills=2,
+                                 log=lambda s: print(s, flush=True))
     print(report.table())
     if report.details():
         print(report.details())

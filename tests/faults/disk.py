@@ -22,7 +22,7 @@ class SmallVolume:
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size},mode=0700", "tmpfs",
-                                   str(self.path)], capture_output=True, timeout=10)
+                                   str(self.path)], capture_output=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return False
         self.mounted = done.returncode == 0
@@ -30,7 +30,7 @@ class SmallVolume:
 
     def unmount(self) -> None:
         if self.mounted:
-            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=10)
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=10, check=False)
             self.mounted = False
 
     def fill(self) -> int:

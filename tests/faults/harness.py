@@ -23,10 +23,10 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 from relay.sandbox import scenario
 
@@ -75,7 +75,7 @@ class Run:
     injected: Counter = field(default_factory=Counter)
     lock: sqlite3.Connection | None = None
     hang: threading.Event | None = None
-    workload: "Workload | None" = None
+    workload: Workload | None = None
 
     def restart(self) -> None:
         self.relay.start()
@@ -100,7 +100,7 @@ class Workload:
         self._group = run.sandbox.groups["approvers"]
         self._folder = run.sandbox.ss.add_folder("Harness", path="\\Harness")
 
-    def start(self) -> "Workload":
+    def start(self) -> Workload:
         self._thread.start()
         return self
 
@@ -346,7 +346,7 @@ def outbox_open(run: Run) -> int:
 def run_harness(kinds: list[FaultKind], *, workdir: Path, seed: int = 1, rounds: int = 1,
                 fault_seconds: float = 1.5, gap_seconds: float = 0.5, min_kills: int = 0,
                 soak_seconds: float = 0.0, use_volume: bool = True,
-                log: Callable[[str], None] = lambda s: None) -> "Report":
+                log: Callable[[str], None] = lambda s: None) -> Report:
     workdir.mkdir(parents=True, exist_ok=True)
     volume = None
     if use_volume and any(k.needs_volume for k in kinds):
@@ -418,6 +418,8 @@ def run_harness(kinds: list[FaultKind], *, workdir: Path, seed: int = 1, rounds:
 
 
 def relay_rss_kib(relay: RelayProcess) -> int:
+    if relay.proc is None:
+        return 0
     try:
         for line in Path(f"/proc/{relay.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -553,8 +555,9 @@ def check(run: Run, calls, listings, *, elapsed: float, rss_kib: int) -> Report:
             rep.duplicates.extend([":".join(key)] * (n - 1))
         if key not in owed and key not in optional:
             kind, user, secret = key
-            r = by_secret.get(secret)
-            rep.false_notices.append(f"{kind} to {user} for {secret} ({r.outcome if r else 'unknown request'})")
+            known = by_secret.get(secret)
+            rep.false_notices.append(f"{kind} to {user} for {secret} "
+                                     f"({known.outcome if known else 'unknown request'})")
         if key[0] == "canceled" and (key[1], key[2]) not in attempted:
             rep.cancels_without_ask.append(":".join(key))
     rep.delivered = sum(1 for k in owed if got[k])
@@ -565,12 +568,13 @@ def check(run: Run, calls, listings, *, elapsed: float, rss_kib: int) -> Report:
             rep.unpaced.append(f"{method}: {worst} calls in one second (budget {per_minute / 60:g}/s)")
     # Stale: an approval message sent after a poll had listed Pending without the decided request.
     for (kind, user, secret), at in first_at.items():
-        r = by_secret.get(secret)
-        if kind != "ask" or r is None or r.decided is None:
+        asked = by_secret.get(secret)
+        if kind != "ask" or asked is None or asked.decided is None:
             continue
-        if any(lst.at > r.decided and lst.done_at < at - (POLL_SECONDS + BUSY_TIMEOUT_SECONDS + 1.0)
+        decided = asked.decided
+        if any(lst.at > decided and lst.done_at < at - (POLL_SECONDS + BUSY_TIMEOUT_SECONDS + 1.0)
                for lst in listings):
-            rep.stale_asks.append(f"{secret} to {user} {at - r.decided:.1f}s after the decision")
+            rep.stale_asks.append(f"{secret} to {user} {at - decided:.1f}s after the decision")
     return rep
 
 

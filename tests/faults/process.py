@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,16 +30,13 @@ class RelayProcess:
         self._log_offset = 0
         self.port = 0
 
-    def start(self, *, wait_port: bool = True, timeout: float = 30.0) -> "RelayProcess":
+    def start(self, *, wait_port: bool = True, timeout: float = 30.0) -> RelayProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SSRELAY_")}
         env.update(self.sandbox.environ(self.db_path, **self.overrides))
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as log:      # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen([sys.executable, "-m", "relay", "run"], env=env, cwd=str(ROOT),
                                          stdout=subprocess.DEVNULL, stderr=log)
-        finally:
-            log.close()
         self.port = 0
         if wait_port:
             self.port = wait_until(self._port, timeout, "the relay's start-up line")

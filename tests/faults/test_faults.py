@@ -9,7 +9,7 @@ from .harness import FAULTS, run_harness
 
 def test_every_owed_notification_once_through_kills_stops_and_faults(tmp_path):
     kinds = [k for k in FAULTS if k.short]
-    report = run_harness(kinds, workdir=tmp_path, seed=7, fault_seconds=1.5, min_kills=2, log=print)
+    report = run_harness(kinds, workdir=tmp_path, seed=7, fault_seconds=1.2, gap_seconds=0.3, min_kills=2, log=print)
     print(report.table())
     assert report.ok, report.table() + "\n" + report.details()
     assert report.kills >= 2
