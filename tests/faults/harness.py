@@ -387,10 +387,19 @@ def run_harness(kinds: list[FaultKind], *, workdir: Path, seed: int = 1, rounds:
             wait_recovered(run)
             w.end = time.monotonic()
             threading.Event().wait(gap_seconds)
-        soak_end = time.monotonic() + soak_seconds
+        soak_start = time.monotonic()
+        soak_end = soak_start + soak_seconds
+        rss_first: tuple[float, int] | None = None      # after the soak's first minute
         while time.monotonic() < soak_end:
             assert relay.alive(), relay.tail()
+            if rss_first is None and time.monotonic() - soak_start >= 60:
+                rss_first = (time.monotonic(), relay_rss_kib(relay))
             threading.Event().wait(min(5.0, max(0.0, soak_end - time.monotonic())))
+        soak_growth = None
+        if rss_first is not None:
+            minutes = (time.monotonic() - rss_first[0]) / 60
+            soak_growth = (relay_rss_kib(relay) - rss_first[1]) / 1024 / minutes if minutes > 0 else None
+        db_bytes = sum(f.stat().st_size for f in db_dir.glob("relay.db*"))
         work.finish()
         # Drain: everything owed has time to go out.
         deadline = time.monotonic() + 60
@@ -404,7 +413,11 @@ def run_harness(kinds: list[FaultKind], *, workdir: Path, seed: int = 1, rounds:
                     and c.query.get("filter.status") == "Pending" and c.user == scenario.RELAY_USERNAME]
         rss = relay_rss_kib(relay)
         run.term_seconds.append(relay.terminate(timeout=30))
-        return check(run, calls, listings, elapsed=elapsed, rss_kib=rss)
+        report = check(run, calls, listings, elapsed=elapsed, rss_kib=rss)
+        report.soak_seconds = soak_seconds
+        report.rss_growth_mib_per_minute = soak_growth
+        report.db_bytes = db_bytes
+        return report
     finally:
         relay.kill()
         work.stop.set()
@@ -447,6 +460,9 @@ class Report:
     max_term_seconds: float = 0.0
     elapsed: float = 0.0
     rss_kib: int = 0
+    soak_seconds: float = 0.0
+    rss_growth_mib_per_minute: float | None = None     # during the soak, after its first minute
+    db_bytes: int = 0
 
     @property
     def duplicates_outside_window(self) -> int:
@@ -474,7 +490,11 @@ class Report:
             ("slowest SIGTERM to exit", f"{self.max_term_seconds:.2f} s"),
             ("run time", f"{self.elapsed:.0f} s"),
             ("relay RSS at the end", f"{self.rss_kib / 1024:.1f} MiB"),
+            ("database and WAL at the end", f"{self.db_bytes / 1024 / 1024:.1f} MiB"),
         ]
+        if self.rss_growth_mib_per_minute is not None:
+            rows.append((f"RSS growth in the {self.soak_seconds / 60:.0f}-minute soak, after its first minute",
+                         f"{self.rss_growth_mib_per_minute:.2f} MiB/min"))
         width = max(len(r[0]) for r in rows)
         out = [f"| {'what':<{width}} | result |", f"|{'-' * (width + 2)}|--------|"]
         out += [f"| {k:<{width}} | {v} |" for k, v in rows]
