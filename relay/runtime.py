@@ -75,6 +75,7 @@ class Relay:
         self.process_id = uuid.uuid4().hex     # owner of this process's outbox claims
         self.slack = SlackApi(make_client(cfg.slack.api_url, cfg.slack.bot_token.value),
                               Pacer(cfg.slack.rate_limits, stop=self.stop_event))
+        self.slack.stopping = self.stop_event
         self.directory = Directory(self.db, self.slack, match_by_email=cfg.users.match_by_email,
                                    cache_ttl=timedelta(hours=cfg.users.email_cache_hours),
                                    links_need_proof=cfg.users.signin_requires_email_match)

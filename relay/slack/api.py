@@ -103,8 +103,6 @@ class Pacer:
         must report its answer with `answered()`, which lets the next one go."""
         if method in UNPACED:
             return self._clock()
-        if self._stop.is_set():                   # a stop never lets the rest of a batch out
-            return None
         lock = self._method_lock(method)
         while not lock.acquire(timeout=0.2):     # another call of this method is in flight
             if self._stop.is_set():
@@ -164,8 +162,11 @@ class SlackApi:
         self.client = client
         self.pacer = pacer or Pacer()
         self.on_rate_limited: Callable[[str], None] = lambda method: None
+        self.stopping = threading.Event()    # set: no new call leaves (a stop never bursts a batch out)
 
     def call(self, method: str, **params: Any) -> dict:
+        if self.stopping.is_set():
+            raise SlackStopping(method)
         sent_at = self.pacer.wait(method)
         if sent_at is None:
             raise SlackStopping(method)
