@@ -56,7 +56,22 @@ def cmd_run(args) -> int:
         extra={"http_host": cfg.http.host, "http_port": relay.port, "mode": cfg.slack.mode})
     stop.wait()
     relay.stop()
+    _exit_now_if_stuck()
     return 0
+
+
+def _exit_now_if_stuck() -> None:
+    """After a stop, a call still hanging on Secret Server or Slack would keep the interpreter
+    waiting for its worker thread (the interpreter joins the scheduler's workers at exit, daemon
+    or not); the relay has released its work by now (and SQLite's transactions are all or
+    nothing), so end the process here, within the container's grace."""
+    import logging
+    import os
+    if any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def cmd_migrate(args) -> int:
@@ -94,14 +109,16 @@ def cmd_check(args) -> int:
 
 def cmd_status(args) -> int:
     from .outbox import Outbox
-    from .store.existing import DatabaseNotReady, open_existing
+    from .store.existing import DatabaseNotReady, open_existing_or_checkpointed
     from .store.snapshot import get_state
     path = _storage_path(args)
     try:
-        db = open_existing(path)       # read-only: never creates the file
+        db, checkpointed = open_existing_or_checkpointed(path)   # read-only: never creates the file
     except DatabaseNotReady as exc:
         print(f"ssrelay: {exc}", file=sys.stderr)
         return 1
+    if checkpointed:
+        print(f"database {path}: its volume is full or failing; showing it as last checkpointed", file=sys.stderr)
     ob = Outbox(db)
     pending = db.execute("SELECT COUNT(*) FROM access_requests WHERE status = 'Pending' AND gone = 0").fetchone()[0]
     backlog = ob.backlog()

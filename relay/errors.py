@@ -20,7 +20,8 @@ Slack `error` strings; everything above them catches these types.
     └── SlackError                     anything that went wrong talking to Slack
         ├── SlackRateLimited           429; carries retry_after seconds
         ├── SlackUnavailable           connection error, timeout, 5xx
-        │   └── SlackOutcomeUnknown    the request was sent, no answer came: it may have taken effect
+        │   ├── SlackOutcomeUnknown    the request was sent, no answer came: it may have taken effect
+        │   └── SlackStopping          the relay is stopping: the call was not made
         └── SlackPermanentError        ok:false with an error retrying will not fix
 
 Errors carry the request path (never a query string with a secret, never a token).
@@ -159,6 +160,13 @@ class SlackUnavailable(SlackError):
 class SlackOutcomeUnknown(SlackUnavailable):
     """The request reached Slack but no answer came back (the connection dropped, a timeout):
     the call may have taken effect. Never repeat a post on this without looking first."""
+
+
+class SlackStopping(SlackUnavailable):
+    """The relay is stopping: the call was not made (its notification stays owed)."""
+
+    def __init__(self, method: str):
+        super().__init__(method, "relay stopping; not sent")
 
 
 class SlackPermanentError(SlackError):

@@ -231,6 +231,17 @@ class Outbox:
             self.db.execute("UPDATE cards SET state = 'closed' WHERE request_id = ? AND recipient = ?",
                             [request_id, recipient])
 
+    def release(self, exclude: frozenset[int] = frozenset()) -> int:
+        """This process is stopping: its claimed rows (but `exclude`, known to be sent) go back
+        to pending without counting the attempt, to be sent by the next start."""
+        if self.owner is None:
+            return 0
+        ids = sorted(exclude)
+        return self.db.execute(
+            "UPDATE outbox SET state = 'pending', attempts = MAX(0, attempts - 1) "
+            f"WHERE state = 'sending' AND claimed_by = ? AND id NOT IN ({','.join('?' * len(ids))})",
+            [self.owner, *ids]).rowcount
+
     # What `ssrelay status` and /metrics read.
     def backlog(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state")}

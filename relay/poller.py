@@ -34,6 +34,7 @@ from .model import (
     StepReviewer,
 )
 from .store import snapshot
+from .store.health import StorageHealth
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Poller:
         # Called inside the poll's transaction, after the diff and before it is recorded:
         # (db, known, observation, diff, now). relay.followups adds its events here.
         self.on_diff: list[Callable] = []
+        self.storage = StorageHealth()      # a full or locked database: a line a minute, no traceback
 
     def poll_once(self) -> PollResult:
         """One cycle; a call made while another runs (a nudge during the scheduled poll)
@@ -106,7 +108,8 @@ class Poller:
         except Exception as exc:        # a bug or a local failure (database): say so, try next time
             kind = type(exc).__name__
             self.metrics.poll_failures.labels(kind).inc()
-            log.exception("poll failed", extra={"reason": kind})
+            if not self.storage.failed("poll", exc):
+                log.exception("poll failed", extra={"reason": kind})
             try:
                 with self.db.atomic():
                     snapshot.set_state(self.db, "last_poll_error", f"{self.clock().isoformat()} {kind}: {exc}")

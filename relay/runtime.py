@@ -4,6 +4,7 @@ one process: the poll schedule, outbox delivery, and the HTTP server."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ from .slack.delivery import Delivery
 from .slack.directory import Directory
 from .ss.client import RelayCredentials, SecretServerClient
 from .store import db as store
+from .store.health import StorageHealth
 from .store.local import ThreadLocalDb
 from .web.app import MAX_BODY_BYTES, WebApp, json_response
 
@@ -37,6 +39,10 @@ PEOPLE_RETRY_SECONDS = 5.0    # a person clicking or searching should hear back 
 MIN_HEARTBEAT_GRACE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 2.0
 RETENTION_SECONDS = 3600.0
+CHECKPOINT_SECONDS = 60.0     # the WAL is truncated this often (and whenever SQLite auto-checkpoints)
+# SIGTERM to exit: what is in flight gets this long to finish, then it is released (back to
+# pending) and the process exits; a container's stop timeout must be longer (README).
+STOP_GRACE_SECONDS = 3.5
 
 
 def build_ss_client(cfg: Config, *, retry_seconds: float = POLL_RETRY_SECONDS) -> SecretServerClient:
@@ -55,10 +61,12 @@ class Relay:
         self.metrics = metrics or Metrics()
         # One SQLite connection per thread (poll, delivery, web, workers): a transaction on a
         # shared connection would let one thread's writes slip into another's.
-        self.db = ThreadLocalDb(cfg.storage.path)
-        applied = store.migrate(self.db.get())
-        if applied:
-            log.info("database migrated", extra={"applied": ",".join(applied)})
+        self.db = ThreadLocalDb(cfg.storage.path, busy_timeout=float(cfg.storage.busy_timeout_seconds))
+        # A full disk or a long lock degrades the relay (a /readyz reason, a line a minute), it
+        # never stops it: writes that fail are retried by whoever made them.
+        self.storage = StorageHealth(volume=os.path.dirname(os.path.abspath(cfg.storage.path)))
+        self._migrated = False
+        self.migrate()
         self.ss = build_ss_client(cfg)
         # People's own calls (clicks, search, sign-in): someone is waiting in Slack, so a
         # shorter retry budget than the poll's; an outage becomes a sentence within seconds.
@@ -67,6 +75,7 @@ class Relay:
         self.process_id = uuid.uuid4().hex     # owner of this process's outbox claims
         self.slack = SlackApi(make_client(cfg.slack.api_url, cfg.slack.bot_token.value),
                               Pacer(cfg.slack.rate_limits, stop=self.stop_event))
+        self.slack.stopping = self.stop_event
         self.directory = Directory(self.db, self.slack, match_by_email=cfg.users.match_by_email,
                                    cache_ttl=timedelta(hours=cfg.users.email_cache_hours),
                                    links_need_proof=cfg.users.signin_requires_email_match)
@@ -75,10 +84,12 @@ class Relay:
                                  metrics=self.metrics, owner=self.process_id, request_url=cfg.request_url,
                                  failing_limit=cfg.slack.unready_after_failing_seconds,
                                  pending_limit=cfg.slack.unready_after_pending_seconds)
+        self.delivery.storage = self.storage
         policy = sync.Policy(reviewer_cards=cfg.slack.approver_messages == "dm",
                              notify_expiry=cfg.approvals.notify_expiry)
         self.poller = Poller(self.db, self.ss, policy=policy, catch_up_hours=cfg.poll.catch_up_hours,
                              metrics=self.metrics)
+        self.poller.storage = self.storage
         self.poller.listeners.append(self._after_poll)
         # Approval messages owed from before this start wait for this process's first good poll.
         self.delivery.hold_asks = lambda: self.poller.last_success is None
@@ -118,27 +129,58 @@ class Relay:
         self._last_poll_error = ""
 
     # --- lifecycle -------------------------------------------------------------------------
+    def migrate(self) -> bool:
+        """Apply pending migrations; on a full or locked database, say so and try again at the
+        next tick (the HTTP endpoints and `ssrelay status` work meanwhile)."""
+        if self._migrated:
+            return True
+        try:
+            applied = store.migrate(self.db.get())
+        except Exception as exc:
+            if not self.storage.failed("migrate", exc):
+                raise
+            return False
+        self._migrated = True
+        if applied:
+            log.info("database migrated", extra={"applied": ",".join(applied)})
+        return True
+
     def tick(self) -> None:
         """One scheduled round: take back the in-flight notifications of relays that stopped,
         then poll."""
+        if not self.migrate():
+            return
         try:
             self.recover_stopped_peers()
-        except Exception:       # e.g. the database is busy: the poll still runs
-            log.exception("could not check for stopped relays")
+        except Exception as exc:       # e.g. the database is busy: the poll still runs
+            if not self.storage.failed("recovery", exc):
+                log.exception("could not check for stopped relays")
         result = self.poller.poll_once()
         self._last_poll_error = "" if result.ok else f"{self.poller.clock().isoformat()} {result.error}"
 
     def heartbeat(self) -> None:
         """Runs on its own schedule, so a long poll never makes this relay look stopped. Its
         write is also the readiness probe of the database, and it re-checks Slack (at most
-        every 30 s) for /readyz."""
-        try:
-            self.delivery.outbox.heartbeat()
-            self._db_problem = ""
-        except Exception as exc:  # sqlite3.Error and OSError alike
-            log.exception("heartbeat not recorded")
-            self._db_problem = f"database not writable: {exc}"
+        every 30 s) for /readyz. A full or locked database is one line a minute, not a
+        traceback every 2 s."""
+        if self._migrated:
+            try:
+                self.delivery.outbox.heartbeat()
+                self._db_problem = ""
+                self.storage.ok()
+            except Exception as exc:  # sqlite3.Error and OSError alike
+                if not self.storage.failed("heartbeat", exc):
+                    log.exception("heartbeat not recorded")
+                self._db_problem = f"database not writable: {exc}"
         self.slack_reachable()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the database and truncate it, so it cannot fill the volume."""
+        try:
+            store.checkpoint(self.db.get())
+        except Exception as exc:
+            if not self.storage.failed("checkpoint", exc):
+                log.exception("WAL checkpoint failed")
 
     def prune(self) -> None:
         """Delete what retention no longer keeps (hourly)."""
@@ -160,7 +202,12 @@ class Relay:
     def start(self, *, http: bool = True, listening: socket.socket | None = None) -> "Relay":
         """Start every part. `listening`: the HTTP socket `ssrelay run` bound before anything
         else (see relay.listen); without it the server binds http.host:http.port itself."""
-        self.recover_stopped_peers()
+        try:
+            if self._migrated:
+                self.recover_stopped_peers()
+        except Exception as exc:       # a full disk at start: serve /readyz, retry at each tick
+            if not self.storage.failed("start", exc):
+                raise
         self._scheduler = BackgroundScheduler(timezone=timezone.utc)
         self._scheduler.add_job(self.tick, "interval", seconds=self.cfg.poll.interval_seconds,
                                 id="poll", max_instances=1, coalesce=True,
@@ -169,8 +216,10 @@ class Relay:
                                 max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
         self._scheduler.add_job(self.prune, "interval", seconds=RETENTION_SECONDS, id="retention",
                                 max_instances=1, coalesce=True)
+        self._scheduler.add_job(self.checkpoint, "interval", seconds=CHECKPOINT_SECONDS, id="checkpoint",
+                                max_instances=1, coalesce=True)
         self._scheduler.start()
-        self._spawn("delivery", lambda: self.delivery.run(self.stop_event))
+        self._spawn("delivery", self._deliver)
         if http:
             from waitress.server import create_server
             where: dict[str, Any] = ({"sockets": [listening]} if listening is not None else
@@ -187,6 +236,13 @@ class Relay:
             log.info("http server listening", extra={"port": self.port})
         self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"
         return self
+
+    def _deliver(self) -> None:
+        """The delivery loop, once the database is migrated (a full disk can delay that)."""
+        while not self._migrated:
+            if self.stop_event.wait(1.0):
+                return
+        self.delivery.run(self.stop_event)
 
     def _serve_http(self) -> None:
         """waitress's own `run()`, one tick at a time, so `stop()` can end it before closing
@@ -209,30 +265,50 @@ class Relay:
         t.start()
         self._threads.append(t)
 
-    def stop(self) -> None:
-        """Stop every part; safe to call more than once."""
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every part within about `grace` seconds; safe to call more than once.
+
+        No new work is taken (no claim, no paced call once the stop is set); a Slack call in
+        flight gets until the grace ends, then its row is released (back to pending, sent by
+        the next start). A poll stuck on Secret Server is not waited for: it has written
+        nothing yet, and its transaction is all or nothing."""
+        deadline = time.monotonic() + grace
         self.stop_event.set()
         self.delivery.wake.set()
         scheduler, self._scheduler = self._scheduler, None
         if scheduler:
-            scheduler.shutdown(wait=True)
+            scheduler.shutdown(wait=False)
         threads, self._threads = self._threads, []
         for t in threads:       # the HTTP loop ends at its next tick (stop_event)
-            t.join(timeout=10)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         server, self._server = self._server, None
         admin, self._admin_server = self._admin_server, None
         for s in (admin, server):
             if s:
                 s.close()      # after its loop stopped: no select() on a closed socket
-        try:                        # a clean stop: the next relay need not wait for our heartbeat
-            with self.db.atomic():
-                self.db.execute("DELETE FROM relay_processes WHERE id = ?", [self.process_id])
-        except Exception:
-            log.warning("could not withdraw this process's heartbeat")
-        self.interactions.stop()    # interactions (issue 3): Socket Mode client, worker pools
+        self._release_claims()
+        # Socket Mode client and worker pools: a click stuck on Secret Server must not hold
+        # the stop past its grace.
+        closing = threading.Thread(target=self.interactions.stop, name="ssrelay-stop-interactions", daemon=True)
+        closing.start()
+        closing.join(timeout=max(0.5, deadline - time.monotonic()))
         self.ss.close()
         self.people_ss.close()
         self.db.close()             # every thread's SQLite connection (and its file descriptors)
+
+    def _release_claims(self) -> None:
+        """Rows this process claimed and did not finish go back to pending; a clean stop: the
+        next relay need not wait for our heartbeat."""
+        try:
+            self.delivery.flush_unrecorded()
+            with self.db.atomic():
+                released = self.delivery.outbox.release(exclude=self.delivery.unrecorded)
+                self.db.execute("DELETE FROM relay_processes WHERE id = ?", [self.process_id])
+            if released:
+                log.warning("in-flight notifications released for the next start", extra={"count": released})
+        except Exception as exc:
+            if not self.storage.failed("stop", exc):
+                log.exception("could not release this process's notifications")
 
     def _after_poll(self, result: PollResult) -> None:
         if result.added:
@@ -268,8 +344,9 @@ class Relay:
             if age > limit:
                 err = self._last_poll_error
                 problems.append(f"last successful poll was {age:.0f}s ago (limit {limit:g}s); {err}".strip("; "))
-        if self._db_problem:
-            problems.append(self._db_problem)
+        # A full or locked database, as the last writes found it (the heartbeat writes every 2 s).
+        if storage := self.storage.reason() or self._db_problem:
+            problems.append(storage)
         _, ok, why = self._slack_ok
         if not ok:
             problems.append(f"Slack not reachable: {why}")

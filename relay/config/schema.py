@@ -60,6 +60,7 @@ SCHEMA: dict[tuple[str, str], tuple[Any, Callable[[Any], Any]]] = {
     ("storage", "encryption_key"): ("", _fernet_key),
     ("nudge", "token"): ("", _str),
     ("storage", "retention_days"): (30, _number(1, 3650)),
+    ("storage", "busy_timeout_seconds"): (30, _number(0.1, 600)),
 }
 
 

@@ -73,6 +73,7 @@ class StorageSection:
     path: str
     encryption_key: Secret
     retention_days: float
+    busy_timeout_seconds: float
 
 
 @dataclass(frozen=True)

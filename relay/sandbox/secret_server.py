@@ -19,6 +19,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -43,6 +44,8 @@ class Call:
     user: str | None
     body: Any
     status: int = 0          # the status the stand-in answered with (0 while hanging)
+    at: float = 0.0          # time.monotonic() when the request arrived
+    done_at: float = 0.0     # time.monotonic() when the answer was sent (0 while hanging)
 
 
 @dataclass
@@ -287,7 +290,7 @@ class SecretServerStandIn:
             for i in range(len(self.calls) - 1, -1, -1):   # reset_calls may have dropped it
                 if self.calls[i] is call:
                     self.calls[i] = Call(call.method, call.path, call.query, call.user, call.body,
-                                         status)
+                                         status, call.at, time.monotonic())
                     self._calls_cond.notify_all()
                     return
 
@@ -376,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
         token = self._bearer()
         user = ss.world.user_for_token(token) if token else None
         self._call = ss._record(Call(self.command, path, query,
-                                     user.username if user else None, body))
+                                     user.username if user else None, body, at=time.monotonic()))
 
         with ss._faults_lock:
             hooks = [fn for rx, fn in ss._hooks if rx.search(path)]

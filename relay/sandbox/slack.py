@@ -245,6 +245,16 @@ class SlackStandIn:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def refuse_connections(self) -> None:
+        """Stop listening (callers get "connection refused"); state and recordings stay.
+        `accept_connections()` listens again on the same port."""
+        port = self.port
+        self.stop()
+        self._port = port
+
+    def accept_connections(self) -> None:
+        self.start()
+
     def __enter__(self) -> "SlackStandIn":
         return self.start()
 

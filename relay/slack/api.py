@@ -20,6 +20,7 @@ from ..errors import (
     SlackOutcomeUnknown,
     SlackPermanentError,
     SlackRateLimited,
+    SlackStopping,
     SlackUnavailable,
 )
 
@@ -161,11 +162,14 @@ class SlackApi:
         self.client = client
         self.pacer = pacer or Pacer()
         self.on_rate_limited: Callable[[str], None] = lambda method: None
+        self.stopping = threading.Event()    # set: no new call leaves (a stop never bursts a batch out)
 
     def call(self, method: str, **params: Any) -> dict:
+        if self.stopping.is_set():
+            raise SlackStopping(method)
         sent_at = self.pacer.wait(method)
         if sent_at is None:
-            raise SlackUnavailable(method, "relay stopping")
+            raise SlackStopping(method)
         try:
             if method.startswith(("chat.", "views.")):
                 resp = self.client.api_call(method, json=params)

@@ -32,12 +32,13 @@ from typing import Any, Callable
 
 import sqlite_utils
 
-from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited
+from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited, SlackStopping
 from ..followups import CHANNEL, CHANNEL_CARD, CHANNEL_CLOSED, is_channel_step
 from ..metrics import Metrics
 from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
 from ..reminders import Deferred
+from ..store.health import StorageHealth
 from .. import sync
 from . import blocks
 from .api import SlackApi
@@ -125,12 +126,46 @@ class Delivery:
         self.handlers: dict[str, Callable[[Notification, str], tuple[str, str | None]]] = {}
         self.reminder_handler: Callable[[Notification, str], tuple[str, str | None]] | None = None
         self.decorate_card: Callable[[Notification, list], list] = lambda n, blks: blks
+        self.storage = StorageHealth()
+        # What happened to a claimed row whose write could not be made (disk full, lock): kept
+        # here and written before anything new is claimed, so a message Slack took is marked
+        # sent instead of being sent again.
+        self._unrecorded: dict[int, Callable[[], object]] = {}
+
+    def _record(self, n: Notification, write: Callable[[], object]) -> object:
+        try:
+            return write()
+        except Exception as exc:
+            if not self.storage.failed("delivery", exc):
+                raise
+            self._unrecorded[n.id] = write
+            return None
+
+    def flush_unrecorded(self) -> bool:
+        """Write what could not be written before; False while storage still fails."""
+        for key, write in list(self._unrecorded.items()):
+            try:
+                write()
+            except Exception as exc:
+                if not self.storage.failed("delivery", exc):
+                    raise
+                return False
+            self._unrecorded.pop(key, None)
+        return True
+
+    @property
+    def unrecorded(self) -> frozenset[int]:
+        return frozenset(self._unrecorded)
 
     # --- one pass, in the caller's thread (tests, `cycle`) ---------------------------------
     def deliver_due(self, limit: int = 100) -> int:
         """Deliver what is due now, one after the other; returns how many were handled."""
         handled = 0
+        if not self.flush_unrecorded():
+            return 0
         for n in self.outbox.due(self.clock(), limit=limit):
+            if self._stop.is_set():
+                break
             if self.is_ask(n.event) and self.hold_asks():
                 continue
             if self.outbox.claim(n):
@@ -147,12 +182,15 @@ class Delivery:
                 self.wake.clear()
                 try:
                     self._refresh_health_if_due()
-                    dispatched = self.dispatch()
-                except Exception:   # keep the loop alive; the rows stay in the outbox
-                    log.exception("delivery loop error")
-                    dispatched = 0
+                    # what could not be recorded first: nothing new while the database fails
+                    dispatched = self.dispatch() if self.flush_unrecorded() else 0
+                    wait = self._idle_wait(idle_seconds) if not self._unrecorded else idle_seconds
+                except Exception as exc:   # keep the loop alive; the rows stay in the outbox
+                    if not self.storage.failed("delivery", exc):
+                        log.exception("delivery loop error")
+                    dispatched, wait = 0, idle_seconds     # a failing database: look again in a while
                 if dispatched == 0:
-                    self.wake.wait(self._idle_wait(idle_seconds))
+                    self.wake.wait(wait)
         finally:
             self._stop_lanes()
 
@@ -237,8 +275,9 @@ class Delivery:
                     self._look_up(what)
                 elif self.outbox.claim(what):
                     self._deliver(what)
-            except Exception:   # e.g. the database is busy: the row stays pending or is recovered
-                log.exception("delivery lane error", extra={"lane": lane.name})
+            except Exception as exc:   # e.g. the database is busy: the row stays pending or is recovered
+                if not self.storage.failed("delivery", exc):
+                    log.exception("delivery lane error", extra={"lane": lane.name})
             finally:
                 with self._queued_lock:
                     if kind == "person":
@@ -348,7 +387,7 @@ class Delivery:
             self.outbox.dead(n, f"internal error: {type(exc).__name__}")
             self.metrics.deliveries.labels("none", "internal_error").inc()
             return
-        self.outbox.sent(n, slack_user, note)
+        self._record(n, lambda: self.outbox.sent(n, slack_user, note))
         self._note_success()
         self.metrics.deliveries.labels(method, "ok").inc()
         log.info("notification delivered", extra={"event": n.event, "request_id": n.request_id,
@@ -356,15 +395,18 @@ class Delivery:
         self.on_delivered(n, slack_user)
 
     def _failed(self, n: Notification, exc: SlackError, method: str) -> None:
+        if isinstance(exc, SlackStopping):     # never sent: back to pending for the next start
+            self._record(n, lambda: self.outbox.retry(n, str(exc), delay=0, count_attempt=False))
+            return
         if isinstance(exc, SlackRateLimited):
             self.metrics.slack_rate_limited.labels(method).inc()
-            self.outbox.retry(n, str(exc), delay=exc.retry_after, count_attempt=False)
+            self._record(n, lambda: self.outbox.retry(n, str(exc), delay=exc.retry_after, count_attempt=False))
             result = "rate_limited"
         elif isinstance(exc, SlackPermanentError):
-            self.outbox.dead(n, exc.error)
+            self._record(n, lambda: self.outbox.dead(n, exc.error))
             result = "dead"
         else:
-            result = self.outbox.retry(n, str(exc), delay=backoff(n.attempts + 1))
+            result = str(self._record(n, lambda: self.outbox.retry(n, str(exc), delay=backoff(n.attempts + 1))))
         if not isinstance(exc, SlackPermanentError):
             self._note_failure(str(exc))
         self.metrics.deliveries.labels(method, result).inc()

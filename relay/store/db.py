@@ -89,7 +89,14 @@ class Database(sqlite_utils.Database):
             self.conn.execute("COMMIT")
 
 
-def open_db(path: str | Path) -> Database:
+BUSY_TIMEOUT_SECONDS = 30.0
+# The WAL is folded back into the database every this many pages (SQLite's default, stated),
+# and truncated to at most this size afterwards, so a freed disk is not refilled by it.
+WAL_AUTOCHECKPOINT_PAGES = 1000
+JOURNAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+
+
+def open_db(path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Database:
     """Open (creating if needed) the database with the pragmas the relay relies on."""
     if str(path) == ":memory:":
         conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -97,12 +104,22 @@ def open_db(path: str | Path) -> Database:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         create_private(Path(path))
         make_private(path)
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=busy_timeout, isolation_level=None)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":   # a write: only when needed
+            conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
     return Database(conn)
+
+
+def checkpoint(db: sqlite_utils.Database) -> tuple[int, int, int]:
+    """Copy the WAL into the database and truncate it to zero bytes (when no reader is in
+    the way; else as much as readers allow). Returns SQLite's (busy, log pages, checkpointed)."""
+    row = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return (row[0], row[1], row[2]) if row else (0, 0, 0)
 
 
 def available() -> list[tuple[str, str]]:

@@ -20,10 +20,11 @@ from . import db as store
 class ThreadLocalDb:
     """Looks like a `sqlite_utils.Database`; each thread gets its own connection."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, busy_timeout: float = store.BUSY_TIMEOUT_SECONDS):
         if str(path) == ":memory:":
             raise ValueError("ThreadLocalDb needs a database file (a :memory: database is per connection)")
         self.path = str(path)
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: list[sqlite_utils.Database] = []
         self._lock = threading.Lock()
@@ -31,7 +32,7 @@ class ThreadLocalDb:
     def get(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = store.open_db(self.path)
+            db = store.open_db(self.path, busy_timeout=self.busy_timeout)
             self._local.db = db
             with self._lock:
                 self._all.append(db)
