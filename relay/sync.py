@@ -99,7 +99,7 @@ class Observation:
 @dataclass(frozen=True)
 class Event:
     request_id: int
-    kind: EventKind
+    kind: EventKind | str   # a follow-up's own kinds (relay.followups) are plain strings
     recipient: int          # SS user id
     payload: Payload
 
