@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import sqlite_utils
-
 from . import sync
 from .errors import AccessDenied, SecretServerError
 from .followups import describe_steps
@@ -35,6 +33,7 @@ from .model import (
     StepReviewer,
 )
 from .store import snapshot
+from .store.handle import Store
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class PollResult:
 
 
 class Poller:
-    def __init__(self, db: sqlite_utils.Database, ss: RelayReader, *, policy: sync.Policy,
+    def __init__(self, db: Store, ss: RelayReader, *, policy: sync.Policy,
                  catch_up_hours: float = 24, metrics: Metrics | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.db = db
