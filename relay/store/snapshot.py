@@ -11,13 +11,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..model import APPROVED, PENDING, AccessRequest, Person
+from ..model import APPROVED, PENDING, AccessRequest, Person, RequestStatus
 from ..sync import APPROVAL_REQUESTED, Diff, Known
 from .handle import Store
 
 _COLUMNS = ("id, secret_id, secret_name, folder_id, requester_id, requester_username, status, "
             "comment, ticket, requested_at, start_at, expires_at, review_status, decided_by, "
             "response_comment, decided_at, has_workflow, reviewers")
+
+
+# Stored status string -> RequestStatus member (a dict lookup: load_known reads every watched row).
+_STATUS = {s.value: s for s in RequestStatus}
 
 
 def _dt(s: str | None) -> datetime | None:
@@ -42,7 +46,7 @@ def load_known(db: Store) -> dict[int, Known]:
         "SELECT id, status, fingerprint, requester_id, expires_at, reviewers FROM access_requests "
         "WHERE gone = 0 AND status IN (?, ?)", [PENDING, APPROVED]).fetchall()
     loads = json.loads
-    return {r[0]: Known(r[1], r[2], r[3], _dt(r[4]) if r[1] == APPROVED else None,
+    return {r[0]: Known(_STATUS[r[1]], r[2], r[3], _dt(r[4]) if r[1] == APPROVED else None,
                         frozenset(loads(r[5])) if r[5] != "[]" else frozenset())
             for r in rows}
 
