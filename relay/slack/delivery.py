@@ -29,13 +29,12 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-import sqlite_utils
-
 from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited
 from ..metrics import Metrics
 from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
 from ..reminders import Deferred
+from ..store.handle import Store
 from .. import sync
 from . import blocks
 from .api import SlackApi
@@ -72,7 +71,7 @@ class _Lane:
 
 
 class Delivery:
-    def __init__(self, db: sqlite_utils.Database, api: SlackApi, directory: Directory, *,
+    def __init__(self, db: Store, api: SlackApi, directory: Directory, *,
                  mode: str, secret_url: Callable[[int], str], default_hours: float,
                  metrics: Metrics | None = None, owner: str | None = None,
                  request_url: Callable[[int, int], str] | None = None,
