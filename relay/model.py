@@ -24,6 +24,8 @@ class RequestStatus(StrEnum):
     EXPIRED = "Expired"
 
 
+_MEMBERS: dict[str, RequestStatus] = {s.value: s for s in RequestStatus}
+
 PENDING = RequestStatus.PENDING
 APPROVED = RequestStatus.APPROVED
 DENIED = RequestStatus.DENIED
@@ -43,7 +45,7 @@ class AccessRequest:
     folder_id: int | None
     requester_id: int
     requester_username: str
-    status: RequestStatus           # a plain string of a known status is accepted and converted
+    status: RequestStatus    # a known status's string is converted to its member (the SS parser refuses unknown ones)
     comment: str = ""
     ticket: str = ""
     requested_at: datetime | None = None
@@ -61,8 +63,9 @@ class AccessRequest:
     fingerprint: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        if type(self.status) is not RequestStatus:
-            object.__setattr__(self, "status", RequestStatus(self.status))   # ValueError if unknown
+        member = _MEMBERS.get(self.status)
+        if member is not None and self.status is not member:
+            object.__setattr__(self, "status", member)
         if not self.fingerprint:
             object.__setattr__(self, "fingerprint", "|".join([
                 self.status, self.review_status, self.decided_by,
