@@ -220,19 +220,12 @@ class _Builder:
         reviewers = self.obs.reviewers.get(rid)
         if reviewers is None:          # not read this cycle (cannot happen when plan() was followed)
             return
-        if k is None or k.status != PENDING:
-            self.new_request(req, reviewers)
-        else:
-            self.step_moved(req, reviewers)
+        self.new_or_moved(req, reviewers)
 
-    def new_request(self, req: AccessRequest, reviewers: tuple[int, ...]) -> None:
-        """First seen Pending (or Pending again): store it, ask its current step's reviewers."""
-        self.store(req, reviewers)
-        self.ask(req, reviewers)
-
-    def step_moved(self, req: AccessRequest, reviewers: tuple[int, ...]) -> None:
-        """Still Pending, its listing record changed (a workflow step advanced): store the new
-        step, ask its reviewers who were not asked yet."""
+    def new_or_moved(self, req: AccessRequest, reviewers: tuple[int, ...]) -> None:
+        """First seen Pending (or Pending again), or still Pending with a changed listing
+        record (a workflow step advanced): both store the current step and ask its reviewers
+        who were not asked yet (`told`), so one transition serves both."""
         self.store(req, reviewers)
         self.ask(req, reviewers)
 
