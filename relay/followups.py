@@ -97,7 +97,7 @@ class Followups:
         self._due_reminders(db, diff, now)
 
     # -- new requests ------------------------------------------------------------------------
-    def _new_request(self, db, req: AccessRequest, ctx: dict, diff: sync.Diff, now: datetime) -> None:
+    def _new_request(self, db, req: AccessRequest, ctx: Mapping[str, Any], diff: sync.Diff, now: datetime) -> None:
         if ctx.get("channel"):
             diff.events.append(sync.Event(req.id, CHANNEL_CARD, CHANNEL, {"request": request_to_dict(req), **ctx}))
         if self.policy.confirm_to_requester:

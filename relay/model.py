@@ -8,14 +8,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-PENDING = "Pending"
-APPROVED = "Approved"
-DENIED = "Denied"
-CANCELED = "Canceled"
-EXPIRED = "Expired"
-WAITING = "WaitingForRequest"
-STATUSES = (WAITING, PENDING, APPROVED, DENIED, CANCELED, EXPIRED)
+
+class RequestStatus(StrEnum):
+    """An access request's `status`, spelled as Secret Server spells it (and as the snapshot
+    stores it: each member is its string)."""
+
+    WAITING = "WaitingForRequest"
+    PENDING = "Pending"
+    APPROVED = "Approved"
+    DENIED = "Denied"
+    CANCELED = "Canceled"
+    EXPIRED = "Expired"
+
+
+_MEMBERS: dict[str, RequestStatus] = {s.value: s for s in RequestStatus}
+
+PENDING = RequestStatus.PENDING
+APPROVED = RequestStatus.APPROVED
+DENIED = RequestStatus.DENIED
+CANCELED = RequestStatus.CANCELED
+EXPIRED = RequestStatus.EXPIRED
+WAITING = RequestStatus.WAITING
+STATUSES = tuple(RequestStatus)
 
 
 @dataclass(frozen=True)
@@ -28,7 +45,7 @@ class AccessRequest:
     folder_id: int | None
     requester_id: int
     requester_username: str
-    status: str
+    status: RequestStatus    # a known status's string is converted to its member (the SS parser refuses unknown ones)
     comment: str = ""
     ticket: str = ""
     requested_at: datetime | None = None
@@ -46,6 +63,9 @@ class AccessRequest:
     fingerprint: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        member = _MEMBERS.get(self.status)
+        if member is not None and self.status is not member:
+            object.__setattr__(self, "status", member)
         if not self.fingerprint:
             object.__setattr__(self, "fingerprint", "|".join([
                 self.status, self.review_status, self.decided_by,
@@ -89,7 +109,7 @@ class Secret:
     requires_approval: bool = False
     requires_comment: bool = False
     has_launcher: bool = False
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -103,7 +123,7 @@ class Launcher:
 _DATES = ("requested_at", "start", "expiration", "decided_at")
 
 
-def request_to_dict(r: AccessRequest) -> dict:
+def request_to_dict(r: AccessRequest) -> dict[str, Any]:
     """A JSON-safe dict of a request (datetimes as ISO-8601 UTC)."""
     d = dict(r.__dict__)
     d.pop("fingerprint", None)
@@ -112,7 +132,7 @@ def request_to_dict(r: AccessRequest) -> dict:
     return d
 
 
-def request_from_dict(d: dict) -> AccessRequest:
+def request_from_dict(d: dict[str, Any]) -> AccessRequest:
     d = dict(d)
     for k in _DATES:
         d[k] = datetime.fromisoformat(d[k]) if d.get(k) else None

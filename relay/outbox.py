@@ -23,8 +23,10 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
 
-import sqlite_utils
+from .store.handle import Store
 
 # Give-up rules for a notification Slack keeps refusing for transient reasons.
 MAX_AGE = timedelta(hours=24)
@@ -33,13 +35,29 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 
 
+class OutboxState(StrEnum):
+    """The `state` column of an outbox row (each member is its stored string). The SQL below
+    spells them literally: the partial indexes (`WHERE state = 'pending'`) are only used by
+    queries that name the state in their text."""
+
+    PENDING = "pending"          # owed: due at next_attempt_at
+    SENDING = "sending"          # claimed by a process, its Slack call under way
+    SENT = "sent"
+    DEAD = "dead"                # given up on (see dead_letters)
+    SUPERSEDED = "superseded"    # moot: the request left Pending before the message went out
+
+
+# What `retry` and `unsure` decided.
+Verdict = Literal["dead", "retry"]
+
+
 @dataclass(frozen=True)
 class Notification:
     id: int
     request_id: int
-    event: str
+    event: str              # a sync.EventKind value
     recipient: int
-    payload: dict
+    payload: dict[str, Any]
     attempts: int
     created_at: datetime
     uncertain_since: datetime | None = None
@@ -56,13 +74,13 @@ def _now() -> datetime:
 
 def backoff(attempts: int, rand: float | None = None) -> float:
     """Exponential backoff with full jitter between half and the whole step."""
-    step = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** max(0, attempts - 1)))
+    step = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2.0 ** max(0, attempts - 1)))
     r = random.random() if rand is None else rand
     return step * (0.5 + 0.5 * r)
 
 
 class Outbox:
-    def __init__(self, db: sqlite_utils.Database, owner: str | None = None):
+    def __init__(self, db: Store, owner: str | None = None):
         self.db = db
         self.owner = owner          # this process's id in relay_processes (None: anonymous)
 
@@ -154,7 +172,7 @@ class Outbox:
                             "WHERE id = ?", [slack_user, (now or _now()).isoformat(), note, n.id])
 
     def retry(self, n: Notification, error: str, *, delay: float, count_attempt: bool = True,
-              now: datetime | None = None) -> str:
+              now: datetime | None = None) -> Verdict:
         """Reschedule; dead-letter instead when the row is too old or tried too often."""
         now = now or _now()
         attempts = n.attempts + 1
@@ -173,7 +191,7 @@ class Outbox:
             self.db.execute("UPDATE outbox SET state = 'dead', last_error = ?, finished_at = ? WHERE id = ?",
                             [reason, (now or _now()).isoformat(), n.id])
 
-    def unsure(self, n: Notification, error: str, *, delay: float, now: datetime | None = None) -> str:
+    def unsure(self, n: Notification, error: str, *, delay: float, now: datetime | None = None) -> Verdict:
         """The last call may have taken effect unseen: reschedule, remembering since when the
         row is in doubt (its claim time), so the next attempt first looks for it in Slack."""
         now = now or _now()
@@ -189,7 +207,7 @@ class Outbox:
         return "retry"
 
     def record_sent(self, request_id: int, event: str, recipient: int, slack_user: str,
-                    payload: dict | None = None, now: datetime | None = None) -> bool:
+                    payload: dict[str, Any] | None = None, now: datetime | None = None) -> bool:
         """An effect done outside the poll (a click): record it so the poll does not repeat it."""
         stamp = (now or _now()).isoformat()
         with self.db.atomic():
@@ -244,9 +262,10 @@ class Outbox:
 
     # What `ssrelay status` and /metrics read.
     def backlog(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state")}
+        """Rows per state (keyed by OutboxState members, which are their strings)."""
+        return {OutboxState(r[0]): r[1] for r in self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state")}
 
-    def dead_letters(self, limit: int = 20) -> list[dict]:
+    def dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT id, request_id, event, recipient, last_error, finished_at FROM outbox WHERE state = 'dead' "
             "ORDER BY id DESC LIMIT ?", [limit]).fetchall()

@@ -14,11 +14,10 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
-
-import sqlite_utils
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from . import sync
 from .errors import AccessDenied, SecretServerError
@@ -35,6 +34,7 @@ from .model import (
 )
 from .store import snapshot
 from .store.health import StorageHealth
+from .store.handle import Store
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ class PollResult:
 
 
 class Poller:
-    def __init__(self, db: sqlite_utils.Database, ss: RelayReader, *, policy: sync.Policy,
+    def __init__(self, db: Store, ss: RelayReader, *, policy: sync.Policy,
                  catch_up_hours: float = 24, metrics: Metrics | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.db = db
         self.ss = ss
         self.policy = policy
@@ -129,45 +129,14 @@ class Poller:
         return result
 
     def _cycle(self) -> PollResult:
+        """List Pending, read what changed, read what was decided, diff, write in one
+        transaction; the listeners hear who is affected (see `_poll_once`)."""
         now = self.clock()
-        if self._self_id is None:
-            # The relay account sits in the approver groups it watches: never ask it to review.
-            self._self_id = self.ss.current_user().id
+        self._learn_self()
         known = snapshot.load_known(self.db)
         index = self.ss.pending_index()
         plan = sync.plan(known, index.fingerprints, now)
-
-        group_cache: dict[int, tuple[Person, ...]] = {}
-        unreadable: dict[int, str] = {}     # reviewer groups SS will not show the relay account
-        members: dict[int, Person] = {}
-        reviewers: dict[int, tuple[int, ...]] = {}
-        steps_of: dict[int, tuple[StepReviewer, ...]] = {}
-        for rid in plan.reviewer_reads:
-            try:
-                steps = self.ss.step_reviewers(rid)
-            except AccessDenied:
-                # Not stored this cycle (no reviewers known): read again at the next poll.
-                log.warning("reviewers of a request are not readable by the relay account",
-                            extra={"request_id": rid})
-                continue
-            ids: set[int] = set()
-            steps_of[rid] = steps
-            for step in steps:
-                if step.group_id not in group_cache:
-                    try:
-                        group_cache[step.group_id] = self.ss.group_members(step.group_id)
-                    except AccessDenied:
-                        # One unreadable group must not silence every other reviewer.
-                        log.warning("reviewer group not readable by the relay account",
-                                    extra={"group_id": step.group_id, "request_id": rid})
-                        group_cache[step.group_id] = ()
-                        unreadable[step.group_id] = step.display_name
-                for person in group_cache[step.group_id]:
-                    if person.id == self._self_id:
-                        continue
-                    members.setdefault(person.id, person)
-                    ids.add(person.id)
-            reviewers[rid] = tuple(sorted(ids))
+        asked = self._read_reviewers(plan.reviewer_reads)
 
         # Decisions are read last, after the Pending listing and the reviewers: a request in
         # both listings was decided in between, and is never asked about.
@@ -176,14 +145,72 @@ class Poller:
         listed = {rid: fp for rid, fp in index.fingerprints.items() if rid not in decided}
         listing = {rid: index.request(rid) for rid in plan.reviewer_reads if rid in listed}   # parse only what changed
         resolved = self._resolved(known, plan, decided)
-        unseen = {rid: req for rid, req in decided.items() if rid not in known}
-        for rid in snapshot.seen(self.db, unseen):     # settled earlier: told then, if at all
-            del unseen[rid]
+        unseen = self._unseen(known, decided)
 
-        # Who is involved in what changed: names and e-mails for the messages and the mapping.
-        touched = list(listing.values()) + [r for r in resolved.values() if r] + list(unseen.values())
-        people, fetched = self._people(set(members) | {r.requester_id for r in touched}, members, now)
-        context = {}
+        touched = [*listing.values(), *(r for r in resolved.values() if r), *unseen.values()]
+        people, fetched = self._people(set(asked.members) | {r.requester_id for r in touched}, asked.members, now)
+        context = self._context(touched, people, asked)
+        obs = sync.Observation(now=now, pending=listing, listed=listed.keys(), reviewers=asked.reviewers,
+                               resolved=resolved, decided=unseen, since=since, context=context)
+        with self.db.atomic():
+            told = snapshot.told(self.db, set(listing) | set(resolved) | set(unseen))
+            result = sync.diff(known, obs, told, self.policy)
+            for hook in self.on_diff:
+                hook(self.db, known, obs, result, now)
+            snapshot.remember_people(self.db, [people[i] for i in fetched], now)
+            added = snapshot.record_poll(self.db, result, now=now, context=context)
+            self._record_unreadable(asked.unreadable, now)
+        if added or result.upserts:
+            log.info("poll recorded changes", extra={"listed": len(index.fingerprints), "upserts": len(result.upserts),
+                                                     "notifications": added})
+        return PollResult(ok=True, listed=len(index.fingerprints), added=added,
+                          changed=_affected_people(result, known))
+
+    def _learn_self(self) -> None:
+        if self._self_id is None:
+            # The relay account sits in the approver groups it watches: never ask it to review.
+            self._self_id = self.ss.current_user().id
+
+    def _read_reviewers(self, request_ids: Iterable[int]) -> _Reviewers:
+        """The current step's reviewers of each request (members of its approver groups,
+        never the relay account). A request whose steps SS will not show is left out (read
+        again at the next poll); an unreadable group counts as empty."""
+        groups = _GroupReader(self.ss)
+        out = _Reviewers()
+        for rid in request_ids:
+            try:
+                steps = self.ss.step_reviewers(rid)
+            except AccessDenied:
+                # Not stored this cycle (no reviewers known): read again at the next poll.
+                log.warning("reviewers of a request are not readable by the relay account",
+                            extra={"request_id": rid})
+                continue
+            ids: set[int] = set()
+            out.steps[rid] = steps
+            for step in steps:
+                for person in groups.members(step, rid):
+                    if person.id != self._self_id:
+                        out.members.setdefault(person.id, person)
+                        ids.add(person.id)
+            out.reviewers[rid] = tuple(sorted(ids))
+        out.unreadable = groups.unreadable
+        out.groups = groups.cache
+        return out
+
+    def _unseen(self, known: Mapping[int, sync.Known],
+                decided: Mapping[int, AccessRequest]) -> dict[int, AccessRequest]:
+        """Decided requests the poll does not watch and the snapshot never held (one settled
+        earlier was told then, if at all)."""
+        unseen = {rid: req for rid, req in decided.items() if rid not in known}
+        for rid in snapshot.seen(self.db, unseen):
+            del unseen[rid]
+        return unseen
+
+    def _context(self, touched: Iterable[AccessRequest], people: Mapping[int, Person],
+                 asked: _Reviewers) -> dict[int, dict[str, Any]]:
+        """Per request that changed: its folder's name and path, its requester's name, and who
+        is asked as what, for the messages."""
+        context: dict[int, dict[str, Any]] = {}
         for req in touched:
             requester = people.get(req.requester_id)
             context[req.id] = {
@@ -191,34 +218,15 @@ class Poller:
                 "folder_path": self._folder_paths.get(req.folder_id or 0, ""),
                 "requester_name": requester.name if requester else req.requester_username,
             }
-            if req.id in steps_of:   # who is asked, and as what (named reviewer or group member)
-                context[req.id]["reviewer_steps"] = describe_steps(steps_of[req.id], group_cache, self._self_id)
+            if req.id in asked.steps:   # who is asked, and as what (named reviewer or group member)
+                context[req.id]["reviewer_steps"] = describe_steps(asked.steps[req.id], asked.groups, self._self_id)
+        return context
 
-        obs = sync.Observation(now=now, pending=listing, listed=listed.keys(), reviewers=reviewers, resolved=resolved,
-                               decided=unseen, since=since, context=context)
-        affected = set(listing) | set(resolved) | set(unseen)
-        with self.db.atomic():
-            told = snapshot.told(self.db, affected)
-            result = sync.diff(known, obs, told, self.policy)
-            for hook in self.on_diff:
-                hook(self.db, known, obs, result, now)
-            snapshot.remember_people(self.db, [people[i] for i in fetched], now)
-            added = snapshot.record_poll(self.db, result, now=now, context=context)
-            if unreadable:      # for `ssrelay status`: whose members could not be asked
-                snapshot.set_state(self.db, "unreadable_groups", json.dumps(
-                    {"at": now.isoformat(), "groups": {str(k): v for k, v in sorted(unreadable.items())}}))
-        changed = {ev.recipient for ev in result.events}
-        for req, revs in result.upserts:
-            changed.add(req.requester_id)
-            changed.update(revs)
-        for rid in result.gone:
-            if rid in known:
-                changed.add(known[rid].requester_id)
-                changed.update(known[rid].reviewers)
-        if added or result.upserts:
-            log.info("poll recorded changes", extra={"listed": len(index.fingerprints), "upserts": len(result.upserts),
-                                                     "notifications": added})
-        return PollResult(ok=True, listed=len(index.fingerprints), added=added, changed=frozenset(changed))
+    def _record_unreadable(self, unreadable: Mapping[int, str], now: datetime) -> None:
+        """For `ssrelay status`: whose members could not be asked."""
+        if unreadable:
+            snapshot.set_state(self.db, "unreadable_groups", json.dumps(
+                {"at": now.isoformat(), "groups": {str(k): v for k, v in sorted(unreadable.items())}}))
 
     def _resolved(self, known: dict[int, sync.Known], plan: sync.Plan,
                   decided: dict[int, AccessRequest]) -> dict[int, AccessRequest | None]:
@@ -282,3 +290,49 @@ class Poller:
             name = ""
         self._folders[folder_id] = (name, time.monotonic())
         return name
+
+
+@dataclass
+class _Reviewers:
+    """What reading the current steps' reviewers found."""
+
+    reviewers: dict[int, tuple[int, ...]] = field(default_factory=dict)   # per request: SS user ids
+    members: dict[int, Person] = field(default_factory=dict)              # everyone met, by id
+    unreadable: dict[int, str] = field(default_factory=dict)              # group id -> display name
+    steps: dict[int, tuple[StepReviewer, ...]] = field(default_factory=dict)   # per request, as SS gave them
+    groups: dict[int, tuple[Person, ...]] = field(default_factory=dict)   # members of each group read
+
+
+class _GroupReader:
+    """Approver groups' members, each group read once per cycle."""
+
+    def __init__(self, ss: RelayReader):
+        self.ss = ss
+        self.cache: dict[int, tuple[Person, ...]] = {}
+        self.unreadable: dict[int, str] = {}    # reviewer groups SS will not show the relay account
+
+    def members(self, step: StepReviewer, request_id: int) -> tuple[Person, ...]:
+        if step.group_id not in self.cache:
+            try:
+                self.cache[step.group_id] = self.ss.group_members(step.group_id)
+            except AccessDenied:
+                # One unreadable group must not silence every other reviewer.
+                log.warning("reviewer group not readable by the relay account",
+                            extra={"group_id": step.group_id, "request_id": request_id})
+                self.cache[step.group_id] = ()
+                self.unreadable[step.group_id] = step.display_name
+        return self.cache[step.group_id]
+
+
+def _affected_people(result: sync.Diff, known: Mapping[int, sync.Known]) -> frozenset[int]:
+    """SS user ids whose view of requests changed: whoever is told something, the requester
+    and reviewers of every stored change, and those of every request gone from view."""
+    changed = {ev.recipient for ev in result.events}
+    for req, revs in result.upserts:
+        changed.add(req.requester_id)
+        changed.update(revs)
+    for rid in result.gone:
+        if rid in known:
+            changed.add(known[rid].requester_id)
+            changed.update(known[rid].reviewers)
+    return frozenset(changed)

@@ -14,16 +14,15 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-import sqlite_utils
-
 from .outbox import Outbox
+from .store.handle import Store
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 
 
-def _batches(db: sqlite_utils.Database, sql: str, params: list, batch: int) -> int:
+def _batches(db: Store, sql: str, params: list, batch: int) -> int:
     total = 0
     while True:
         with db.atomic():
@@ -33,7 +32,7 @@ def _batches(db: sqlite_utils.Database, sql: str, params: list, batch: int) -> i
             return total
 
 
-def prune(db: sqlite_utils.Database, *, now: datetime, days: float, batch: int = BATCH) -> dict[str, int]:
+def prune(db: Store, *, now: datetime, days: float, batch: int = BATCH) -> dict[str, int]:
     """Delete what is older than `days`; returns how many rows of each kind went."""
     cutoff = (now - timedelta(days=days)).isoformat()
     outbox = Outbox(db)

@@ -7,34 +7,60 @@ recipients are SS user ids; mapping them to Slack happens at delivery.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import AbstractSet, Mapping, NamedTuple
+from enum import StrEnum
+from typing import Any, NamedTuple
 
-from .model import (APPROVED, CANCELED, DENIED, EXPIRED, PENDING, AccessRequest,
-                    request_to_dict)
+from .model import (
+    APPROVED,
+    CANCELED,
+    DENIED,
+    EXPIRED,
+    PENDING,
+    AccessRequest,
+    RequestStatus,
+    request_to_dict,
+)
 
-# Event kinds (the `event` column of the outbox).
-APPROVAL_REQUESTED = "approval_requested"   # to a reviewer: Approve / Deny
-CANCELED_NOTICE = "canceled"                 # to a reviewer who was told
-APPROVED_NOTICE = "approved"                 # to the requester
-DENIED_NOTICE = "denied"                     # to the requester
-REVIEW_CLOSED = "review_closed"              # to a reviewer's DM card: final state, no buttons
-EXPIRED_NOTICE = "expired"                   # to the requester: access has ended
+
+class EventKind(StrEnum):
+    """Who is told what: the `event` column of the outbox (each member is its stored string)."""
+
+    APPROVAL_REQUESTED = "approval_requested"   # to a reviewer: Approve / Deny
+    CANCELED = "canceled"                       # to a reviewer who was told
+    APPROVED = "approved"                       # to the requester
+    DENIED = "denied"                           # to the requester
+    REVIEW_CLOSED = "review_closed"             # to a reviewer's DM card: final state, no buttons
+    EXPIRED = "expired"                         # to the requester: access has ended
+
+
+APPROVAL_REQUESTED = EventKind.APPROVAL_REQUESTED
+CANCELED_NOTICE = EventKind.CANCELED
+APPROVED_NOTICE = EventKind.APPROVED
+DENIED_NOTICE = EventKind.DENIED
+REVIEW_CLOSED = EventKind.REVIEW_CLOSED
+EXPIRED_NOTICE = EventKind.EXPIRED
+
+# What an event carries: the request as a JSON-safe dict, plus its context (folder and
+# requester names).
+Payload = dict[str, Any]
 
 
 class Known(NamedTuple):
     """What the snapshot holds for one request: just enough to diff. A NamedTuple, since a
     no-change poll loads thousands of them."""
 
-    status: str
+    status: RequestStatus
     fingerprint: str
     requester_id: int
     expiration: datetime | None = None
     reviewers: frozenset[int] = frozenset()
 
     @classmethod
-    def of(cls, req: AccessRequest, reviewers: frozenset[int] = frozenset()) -> "Known":
+    def of(cls, req: AccessRequest, reviewers: frozenset[int] = frozenset()) -> Known:
         return cls(req.status, req.fingerprint, req.requester_id, req.expiration, reviewers)
 
 
@@ -67,15 +93,15 @@ class Observation:
     resolved: Mapping[int, AccessRequest | None] = field(default_factory=dict)  # plan.request_reads; None = unreadable
     decided: Mapping[int, AccessRequest] = field(default_factory=dict)   # decided in the window, never seen by the snapshot
     since: datetime | None = None                        # start of the decision window
-    context: Mapping[int, dict] = field(default_factory=dict)  # per request: folder_name, requester_name
+    context: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)  # per request: folder_name, requester_name
 
 
 @dataclass(frozen=True)
 class Event:
     request_id: int
-    kind: str
+    kind: EventKind | str   # a follow-up's own kinds (relay.followups) are plain strings
     recipient: int          # SS user id
-    payload: dict
+    payload: Payload
 
 
 @dataclass(frozen=True)
@@ -94,20 +120,22 @@ class Diff:
 
 def plan(known: Mapping[int, Known], listing: Mapping[int, str], now: datetime) -> Plan:
     """`listing` maps each listed Pending request id to its fingerprint."""
-    new, moved, vanished, expiring = [], [], [], []
+    new: list[int] = []
+    moved: list[int] = []
     for rid, fingerprint in listing.items():
         k = known.get(rid)
         if k is None or k.status != PENDING:
             new.append(rid)
         elif k.fingerprint != fingerprint:
             moved.append(rid)
-    for rid, k in known.items():
-        if k.status == PENDING and rid not in listing:
-            vanished.append(rid)
-        elif (k.status == APPROVED and k.expiration is not None
-              and k.expiration <= now and rid not in listing):
-            expiring.append(rid)
+    vanished = [rid for rid, k in known.items() if k.status == PENDING and rid not in listing]
+    expiring = [rid for rid, k in known.items() if _expiring(k, now) and rid not in listing]
     return Plan(tuple(sorted(new)), tuple(sorted(moved)), tuple(sorted(vanished)), tuple(sorted(expiring)))
+
+
+def _expiring(k: Known, now: datetime) -> bool:
+    """An approval whose window has passed: read it to confirm the end."""
+    return k.status == APPROVED and k.expiration is not None and k.expiration <= now
 
 
 def diff(known: Mapping[int, Known], obs: Observation, told: Mapping[int, frozenset[int]],
@@ -115,33 +143,16 @@ def diff(known: Mapping[int, Known], obs: Observation, told: Mapping[int, frozen
     """Snapshot + observation -> what to store and whom to tell.
 
     `told[request_id]` holds the reviewers who may have seen its approval message: sent, in
-    flight, or interrupted in flight.
+    flight, or interrupted in flight. Requests are taken in id order within each part of the
+    observation: the listing, the requests read one by one, the decided listing.
     """
     out = _Builder(obs, told, policy)
     for rid in sorted(obs.pending):
-        req = obs.pending[rid]
-        k = known.get(rid)
-        if k is not None and k.status == PENDING and k.fingerprint == req.fingerprint:
-            continue
-        reviewers = obs.reviewers.get(rid)
-        if reviewers is None:          # not read this cycle (cannot happen when plan() was followed)
-            continue
-        out.diff.upserts.append((req, tuple(sorted(set(reviewers)))))
-        out.ask(req, reviewers)
-
+        out.listed(rid, obs.pending[rid], known.get(rid))
     for rid in sorted(obs.resolved):
         k = known.get(rid)
-        if k is None:
-            continue
-        now_is = obs.resolved[rid]
-        if now_is is None:
-            out.diff.gone.append(rid)
-            out.diff.settled.append(rid)
-        elif k.status == PENDING:
-            out.pending_resolved(now_is, k)
-        elif k.status == APPROVED:
-            out.approved_resolved(now_is, k)
-
+        if k is not None:
+            out.resolved(rid, obs.resolved[rid], k)
     listed = obs.pending.keys() if obs.listed is None else obs.listed
     for rid in sorted(obs.decided):
         if rid not in known and rid not in listed:
@@ -156,11 +167,16 @@ class _Builder:
         self.obs, self.told, self.policy = obs, told, policy
         self.diff = Diff()
 
-    def payload(self, req: AccessRequest) -> dict:
+    # Helpers shared by the transitions.
+
+    def payload(self, req: AccessRequest) -> Payload:
         return {"request": request_to_dict(req), **self.obs.context.get(req.id, {})}
 
-    def tell(self, req: AccessRequest, kind: str, recipient: int) -> None:
+    def tell(self, req: AccessRequest, kind: EventKind, recipient: int) -> None:
         self.diff.events.append(Event(req.id, kind, recipient, self.payload(req)))
+
+    def store(self, req: AccessRequest, reviewers: AbstractSet[int] | tuple[int, ...]) -> None:
+        self.diff.upserts.append((req, tuple(sorted(set(reviewers)))))
 
     def ask(self, req: AccessRequest, reviewers: tuple[int, ...]) -> None:
         already = self.told.get(req.id, frozenset())
@@ -168,7 +184,8 @@ class _Builder:
             if uid != req.requester_id and uid not in already:
                 self.tell(req, APPROVAL_REQUESTED, uid)
 
-    def close(self, req: AccessRequest, requester_kinds: tuple[str, ...], reviewer_kind: str | None) -> None:
+    def close(self, req: AccessRequest, requester_kinds: tuple[EventKind, ...],
+              reviewer_kind: EventKind | None) -> None:
         """A request left Pending: unsent asks are moot, the requester and the reviewers who
         may have seen an ask hear what happened."""
         self.diff.settled.append(req.id)
@@ -178,11 +195,11 @@ class _Builder:
             for uid in sorted(self.told.get(req.id, frozenset())):
                 self.tell(req, reviewer_kind, uid)
 
-    def outcome(self, req: AccessRequest) -> tuple[AccessRequest, tuple[str, ...]]:
+    def outcome(self, req: AccessRequest) -> tuple[AccessRequest, tuple[EventKind, ...]]:
         """What the requester hears about a decision first seen now, and the request as it is
         to be stored. An approval whose window is already over (SS says Expired, or Approved
         with a past expirationDate) is told as "approved", then "has ended"."""
-        ended: tuple[str, ...] = (EXPIRED_NOTICE,) if self.policy.notify_expiry else ()
+        ended: tuple[EventKind, ...] = (EXPIRED_NOTICE,) if self.policy.notify_expiry else ()
         if req.status == APPROVED and _ended(req, self.obs.now):
             return _with_status(req, EXPIRED), (APPROVED_NOTICE, *ended)
         if req.status == APPROVED:
@@ -193,34 +210,96 @@ class _Builder:
             return req, (DENIED_NOTICE,)
         return req, ()
 
-    def pending_resolved(self, req: AccessRequest, k: Known) -> None:
-        if req.status == PENDING:
-            if req.fingerprint != k.fingerprint:
-                self.diff.upserts.append((req, tuple(sorted(k.reviewers))))
-            return                     # the listing raced with a change; next cycle sees it
-        stored, kinds = self.outcome(req)
-        self.diff.upserts.append((stored, tuple(sorted(k.reviewers))))
-        if req.status == CANCELED:
-            self.close(stored, (), CANCELED_NOTICE)
-        else:
-            self.close(stored, kinds, REVIEW_CLOSED if self.policy.reviewer_cards else None)
+    # In the Pending listing.
 
-    def approved_resolved(self, req: AccessRequest, k: Known) -> None:
-        reviewers = tuple(sorted(k.reviewers))
-        if req.status == APPROVED and not _ended(req, self.obs.now):
-            if req.fingerprint != k.fingerprint:
-                self.diff.upserts.append((req, reviewers))
+    def listed(self, rid: int, req: AccessRequest, k: Known | None) -> None:
+        """A request in the Pending listing: new to the relay, or its step moved on, or
+        unchanged (nothing to do)."""
+        if k is not None and k.status == PENDING and k.fingerprint == req.fingerprint:
             return
-        if req.status in (EXPIRED, APPROVED):
-            ended = req if req.status == EXPIRED else _with_status(req, EXPIRED)
-            self.diff.upserts.append((ended, reviewers))
-            if self.policy.notify_expiry:
-                self.tell(ended, EXPIRED_NOTICE, req.requester_id)
-        elif req.status == DENIED:
-            self.diff.upserts.append((req, reviewers))
-            self.tell(req, DENIED_NOTICE, req.requester_id)
+        reviewers = self.obs.reviewers.get(rid)
+        if reviewers is None:          # not read this cycle (cannot happen when plan() was followed)
+            return
+        self.new_or_moved(req, reviewers)
+
+    def new_or_moved(self, req: AccessRequest, reviewers: tuple[int, ...]) -> None:
+        """First seen Pending (or Pending again), or still Pending with a changed listing
+        record (a workflow step advanced): both store the current step and ask its reviewers
+        who were not asked yet (`told`), so one transition serves both."""
+        self.store(req, reviewers)
+        self.ask(req, reviewers)
+
+    # Watched requests read one by one (left the Pending listing, or an approval ending).
+
+    def resolved(self, rid: int, req: AccessRequest | None, k: Known) -> None:
+        if req is None:
+            self.vanished(rid)
+        elif k.status == PENDING:
+            self.left_pending(req, k)
+        elif k.status == APPROVED:
+            self.approval_changed(req, k)
+
+    def vanished(self, rid: int) -> None:
+        """Out of the listing and unreadable (deleted, or hidden from the relay account): no
+        longer watched, and its unsent asks are moot."""
+        self.diff.gone.append(rid)
+        self.diff.settled.append(rid)
+
+    def left_pending(self, req: AccessRequest, k: Known) -> None:
+        if req.status == PENDING:
+            self.still_pending(req, k)
+        elif req.status == CANCELED:
+            self.canceled(req, k)
         else:
-            self.diff.upserts.append((req, reviewers))
+            self.decided(req, k)
+
+    def still_pending(self, req: AccessRequest, k: Known) -> None:
+        """Out of the listing but Pending when read: the listing raced with a change; the next
+        cycle sees it. Only a changed record is stored."""
+        if req.fingerprint != k.fingerprint:
+            self.store(req, k.reviewers)
+
+    def canceled(self, req: AccessRequest, k: Known) -> None:
+        """The requester withdrew: the reviewers who may have seen the ask are told."""
+        self.store(req, k.reviewers)
+        self.close(req, (), CANCELED_NOTICE)
+
+    def decided(self, req: AccessRequest, k: Known) -> None:
+        """Approved, denied (or already over) while the relay watched it Pending: the
+        requester hears the outcome; reviewers' DM cards close when the policy keeps them."""
+        stored, kinds = self.outcome(req)
+        self.store(stored, k.reviewers)
+        self.close(stored, kinds, REVIEW_CLOSED if self.policy.reviewer_cards else None)
+
+    def approval_changed(self, req: AccessRequest, k: Known) -> None:
+        if req.status == APPROVED and not _ended(req, self.obs.now):
+            self.still_approved(req, k)
+        elif req.status in (EXPIRED, APPROVED):
+            self.expired(req, k)
+        elif req.status == DENIED:
+            self.decided_away(req, k)
+        else:
+            self.store(req, k.reviewers)
+
+    def still_approved(self, req: AccessRequest, k: Known) -> None:
+        """The window is still open: only a changed record is stored."""
+        if req.fingerprint != k.fingerprint:
+            self.store(req, k.reviewers)
+
+    def expired(self, req: AccessRequest, k: Known) -> None:
+        """SS says Expired, or Approved with a past expiration: stored as Expired, and the
+        requester hears that access has ended."""
+        ended = req if req.status == EXPIRED else _with_status(req, EXPIRED)
+        self.store(ended, k.reviewers)
+        if self.policy.notify_expiry:
+            self.tell(ended, EXPIRED_NOTICE, req.requester_id)
+
+    def decided_away(self, req: AccessRequest, k: Known) -> None:
+        """An approval turned into a denial: the requester hears it."""
+        self.store(req, k.reviewers)
+        self.tell(req, DENIED_NOTICE, req.requester_id)
+
+    # Only in the decided listing.
 
     def decided_unseen(self, req: AccessRequest) -> None:
         """A request decided before any poll saw it Pending: its requester hears the outcome
@@ -229,7 +308,7 @@ class _Builder:
         stored, kinds = self.outcome(req)
         if req.status == EXPIRED and not self._approved_in_window(req):
             kinds = ()
-        self.diff.upserts.append((stored, ()))
+        self.store(stored, ())
         for kind in kinds:
             self.tell(stored, kind, req.requester_id)
 
@@ -259,5 +338,5 @@ def _ended(req: AccessRequest, now: datetime) -> bool:
     return req.expiration is not None and req.expiration <= now
 
 
-def _with_status(req: AccessRequest, status: str) -> AccessRequest:
+def _with_status(req: AccessRequest, status: RequestStatus) -> AccessRequest:
     return replace(req, status=status)

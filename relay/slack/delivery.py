@@ -30,7 +30,6 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-import sqlite_utils
 
 from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited, SlackStopping
 from ..followups import CHANNEL, CHANNEL_CARD, CHANNEL_CLOSED, is_channel_step
@@ -39,6 +38,7 @@ from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
 from ..reminders import Deferred
 from ..store.health import StorageHealth
+from ..store.handle import Store
 from .. import sync
 from . import blocks
 from .api import SlackApi
@@ -76,7 +76,7 @@ class _Lane:
 
 
 class Delivery:
-    def __init__(self, db: sqlite_utils.Database, api: SlackApi, directory: Directory, *,
+    def __init__(self, db: Store, api: SlackApi, directory: Directory, *,
                  mode: str, secret_url: Callable[[int], str], default_hours: float,
                  metrics: Metrics | None = None, owner: str | None = None,
                  request_url: Callable[[int, int], str] | None = None,

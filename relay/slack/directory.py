@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-import sqlite_utils
-
 from ..errors import SlackPermanentError
 from ..identity import decide, profile_email
+from ..store.handle import Store
 from ..store.snapshot import get_person
 from .api import SlackApi
 
@@ -25,7 +24,7 @@ class Unmapped(Exception):
 
 
 class Directory:
-    def __init__(self, db: sqlite_utils.Database, api: SlackApi, *, match_by_email: bool = True,
+    def __init__(self, db: Store, api: SlackApi, *, match_by_email: bool = True,
                  cache_ttl: timedelta = timedelta(hours=24), links_need_proof: bool = True):
         self.db = db
         self.api = api

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from relay.errors import SecretServerBadResponse
-from relay.model import STATUSES, AccessRequest, Launcher, Person, Secret, StepReviewer
+from relay.model import STATUSES, AccessRequest, RequestStatus, Launcher, Person, Secret, StepReviewer
 
 
 def parse_timestamp(value: Any, tz: tzinfo = timezone.utc, *, path: str = "") -> datetime | None:
@@ -143,7 +143,7 @@ def parse_access_request(data: Any, tz: tzinfo = timezone.utc, *, path: str = ""
         folder_id=folder_id if folder_id is not None and folder_id >= 0 else None,
         requester_id=_int(d, "requestingUserId", path, required=True),
         requester_username=_str(d, "requestUsername", path),
-        status=status,
+        status=RequestStatus(status),
         comment=_str(d, "requestComment", path),
         ticket=_str(d, "ticketNumber", path),
         requested_at=parse_timestamp(d.get("requestDate"), tz, path=path),

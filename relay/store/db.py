@@ -17,7 +17,8 @@ import logging
 import os
 import re
 import sqlite3
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -73,7 +74,7 @@ class Database(sqlite_utils.Database):
     once queue instead of failing with SQLITE_BUSY when a read transaction tries to upgrade."""
 
     @contextlib.contextmanager
-    def atomic(self):
+    def atomic(self) -> Iterator[Database]:
         if self.conn.in_transaction:
             with super().atomic():
                 yield self
@@ -159,7 +160,7 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
             for statement in _statements(sql):
                 db.execute(statement)
             db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                       [name, datetime.now(timezone.utc).isoformat()])
+                       [name, datetime.now(UTC).isoformat()])
         ran.append(name)
     return ran
 
@@ -203,7 +204,7 @@ def _copy(src_path: Path, dst_path: Path, pages_per_step: int) -> int:
     dst = sqlite3.connect(str(dst_path))
     copied = 0
 
-    def progress(status, remaining, total):
+    def progress(status: int, remaining: int, total: int) -> None:
         nonlocal copied
         copied = total - remaining
 

@@ -9,8 +9,12 @@ reads and writes through `ThreadLocalDb`, which opens a connection per thread on
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -38,7 +42,15 @@ class ThreadLocalDb:
                 self._all.append(db)
         return db
 
-    def __getattr__(self, name: str):
+    # The two calls of `store.handle.Store`, typed; anything else reaches this thread's
+    # connection through __getattr__.
+    def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> sqlite3.Cursor:
+        return self.get().execute(sql, parameters)
+
+    def atomic(self) -> AbstractContextManager[sqlite_utils.Database]:
+        return self.get().atomic()
+
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.get(), name)
 
     def close(self) -> None:

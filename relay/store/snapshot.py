@@ -7,17 +7,21 @@ both happen or neither does.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-import sqlite_utils
-
-from ..model import APPROVED, PENDING, AccessRequest, Person
+from ..model import APPROVED, PENDING, AccessRequest, Person, RequestStatus
 from ..sync import APPROVAL_REQUESTED, Diff, Known
+from .handle import Store
 
 _COLUMNS = ("id, secret_id, secret_name, folder_id, requester_id, requester_username, status, "
             "comment, ticket, requested_at, start_at, expires_at, review_status, decided_by, "
             "response_comment, decided_at, has_workflow, reviewers")
+
+
+# Stored status string -> RequestStatus member (a dict lookup: load_known reads every watched row).
+_STATUS = {s.value: s for s in RequestStatus}
 
 
 def _dt(s: str | None) -> datetime | None:
@@ -28,7 +32,7 @@ def _iso(d: datetime | None) -> str | None:
     return d.isoformat() if d else None
 
 
-def _request(row) -> AccessRequest:
+def _request(row: Sequence[Any]) -> AccessRequest:
     return AccessRequest(
         id=row[0], secret_id=row[1], secret_name=row[2], folder_id=row[3], requester_id=row[4],
         requester_username=row[5], status=row[6], comment=row[7], ticket=row[8],
@@ -36,18 +40,18 @@ def _request(row) -> AccessRequest:
         decided_by=row[13], response_comment=row[14], decided_at=_dt(row[15]), has_workflow=bool(row[16]))
 
 
-def load_known(db: sqlite_utils.Database) -> dict[int, Known]:
+def load_known(db: Store) -> dict[int, Known]:
     """Requests the poll still watches: Pending ones and Approved ones (until they expire)."""
     rows = db.execute(
         "SELECT id, status, fingerprint, requester_id, expires_at, reviewers FROM access_requests "
         "WHERE gone = 0 AND status IN (?, ?)", [PENDING, APPROVED]).fetchall()
     loads = json.loads
-    return {r[0]: Known(r[1], r[2], r[3], _dt(r[4]) if r[1] == APPROVED else None,
+    return {r[0]: Known(_STATUS[r[1]], r[2], r[3], _dt(r[4]) if r[1] == APPROVED else None,
                         frozenset(loads(r[5])) if r[5] != "[]" else frozenset())
             for r in rows}
 
 
-def get_request(db: sqlite_utils.Database, request_id: int) -> tuple[AccessRequest, dict] | None:
+def get_request(db: Store, request_id: int) -> tuple[AccessRequest, dict[str, Any]] | None:
     row = db.execute(f"SELECT {_COLUMNS}, folder_name FROM access_requests WHERE id = ?",
                      [request_id]).fetchone()
     if row is None:
@@ -55,7 +59,7 @@ def get_request(db: sqlite_utils.Database, request_id: int) -> tuple[AccessReque
     return _request(row), {"folder_name": row[18], "reviewers": json.loads(row[17])}
 
 
-def told(db: sqlite_utils.Database, request_ids: Iterable[int]) -> dict[int, frozenset[int]]:
+def told(db: Store, request_ids: Iterable[int]) -> dict[int, frozenset[int]]:
     """Reviewers who may have seen the approval message, per request: sent, in flight, or
     interrupted in flight (`maybe_delivered`: its claim was taken back after a stop, so the
     message may be out even if the row was later superseded)."""
@@ -72,7 +76,7 @@ def told(db: sqlite_utils.Database, request_ids: Iterable[int]) -> dict[int, fro
     return {k: frozenset(v) for k, v in out.items()}
 
 
-def seen(db: sqlite_utils.Database, request_ids: Iterable[int]) -> set[int]:
+def seen(db: Store, request_ids: Iterable[int]) -> set[int]:
     """Which of `request_ids` the snapshot holds (in any state)."""
     ids = sorted(set(request_ids))
     out: set[int] = set()
@@ -83,12 +87,12 @@ def seen(db: sqlite_utils.Database, request_ids: Iterable[int]) -> set[int]:
     return out
 
 
-def record_poll(db: sqlite_utils.Database, result: Diff, *, now: datetime,
-                context: dict[int, dict] | None = None) -> int:
+def record_poll(db: Store, result: Diff, *, now: datetime,
+                context: Mapping[int, Mapping[str, Any]] | None = None) -> int:
     """Write the snapshot changes and outbox rows of one poll. Call inside `db.atomic()`.
     Returns the number of outbox rows actually added (duplicates are ignored)."""
     context = context or {}
-    stamp = now.astimezone(timezone.utc).isoformat()
+    stamp = now.astimezone(UTC).isoformat()
     for req, reviewers in result.upserts:
         ctx = context.get(req.id, {})
         db.execute(
@@ -128,8 +132,8 @@ def record_poll(db: sqlite_utils.Database, result: Diff, *, now: datetime,
     return added
 
 
-def remember_people(db: sqlite_utils.Database, people: Iterable[Person], now: datetime) -> None:
-    stamp = now.astimezone(timezone.utc).isoformat()
+def remember_people(db: Store, people: Iterable[Person], now: datetime) -> None:
+    stamp = now.astimezone(UTC).isoformat()
     for p in people:
         db.execute("INSERT INTO people (id, username, display_name, email, fetched_at) VALUES (?,?,?,?,?) "
                    "ON CONFLICT(id) DO UPDATE SET username=excluded.username, display_name=excluded.display_name, "
@@ -137,22 +141,22 @@ def remember_people(db: sqlite_utils.Database, people: Iterable[Person], now: da
                    [p.id, p.username, p.display_name, p.email, stamp])
 
 
-def known_people(db: sqlite_utils.Database, fresh_since: datetime) -> dict[int, Person]:
+def known_people(db: Store, fresh_since: datetime) -> dict[int, Person]:
     rows = db.execute("SELECT id, username, display_name, email FROM people WHERE fetched_at >= ?",
-                      [fresh_since.astimezone(timezone.utc).isoformat()]).fetchall()
+                      [fresh_since.astimezone(UTC).isoformat()]).fetchall()
     return {r[0]: Person(r[0], r[1], r[2], r[3]) for r in rows}
 
 
-def get_person(db: sqlite_utils.Database, ss_user_id: int) -> Person | None:
+def get_person(db: Store, ss_user_id: int) -> Person | None:
     r = db.execute("SELECT id, username, display_name, email FROM people WHERE id = ?", [ss_user_id]).fetchone()
     return Person(r[0], r[1], r[2], r[3]) if r else None
 
 
-def set_state(db: sqlite_utils.Database, key: str, value: str) -> None:
+def set_state(db: Store, key: str, value: str) -> None:
     db.execute("INSERT INTO relay_state (key, value) VALUES (?, ?) "
                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
 
 
-def get_state(db: sqlite_utils.Database, key: str) -> str | None:
+def get_state(db: Store, key: str) -> str | None:
     row = db.execute("SELECT value FROM relay_state WHERE key = ?", [key]).fetchone()
     return row[0] if row else None
