@@ -9,12 +9,24 @@ reads and writes through `ThreadLocalDb`, which opens a connection per thread on
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, Protocol
 
 import sqlite_utils
 
 from . import db as store
+
+
+class Sql(Protocol):
+    """What the relay's parts use of a database: statements and transactions (a
+    `store.db.Database` or a `ThreadLocalDb`)."""
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor: ...
+
+    def atomic(self) -> AbstractContextManager[Any]: ...
 
 
 class ThreadLocalDb:
@@ -37,6 +49,12 @@ class ThreadLocalDb:
             with self._lock:
                 self._all.append(db)
         return db
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
+        return self.get().execute(sql, parameters)
+
+    def atomic(self) -> AbstractContextManager[Any]:
+        return self.get().atomic()
 
     def __getattr__(self, name: str):
         return getattr(self.get(), name)
