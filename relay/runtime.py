@@ -140,7 +140,10 @@ class Relay:
                                  metrics=self.metrics, owner=self.process_id, request_url=cfg.request_url,
                                  failing_limit=cfg.slack.unready_after_failing_seconds,
                                  pending_limit=cfg.slack.unready_after_pending_seconds,
-                                 launchable=self.secrets.launchable)
+                                 launchable=self.secrets.launchable,
+                                 # approval messages owed from before this start wait for this
+                                 # process's first good poll
+                                 hold_asks=lambda: self.poller.last_success is None)
         self.delivery.storage = self.storage
         policy = sync.Policy(reviewer_cards=cfg.slack.approver_messages == "dm",
                              notify_expiry=cfg.approvals.notify_expiry)
@@ -148,8 +151,6 @@ class Relay:
                              metrics=self.metrics)
         self.poller.storage = self.storage
         self.poller.listeners.append(self._after_poll)
-        # Approval messages owed from before this start wait for this process's first good poll.
-        self.delivery.hold_asks = lambda: self.poller.last_success is None
         install_followups(self)   # confirmations, reminders, richer approval cards
         self.web = WebApp()
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))

@@ -81,7 +81,8 @@ class Delivery:
                  metrics: Metrics | None = None, owner: str | None = None,
                  request_url: Callable[[int, int], str] | None = None,
                  failing_limit: float = 300.0, pending_limit: float = 900.0,
-                 launchable: Callable[[str, int], bool] | None = None):
+                 launchable: Callable[[str, int], bool] | None = None,
+                 hold_asks: Callable[[], bool] | None = None):
         self.db = db
         self.outbox = Outbox(db, owner)
         self.api = api
@@ -99,7 +100,7 @@ class Delivery:
         self.launchable: Callable[[str, int], bool] = launchable or (lambda slack_user, secret_id: False)
         # True while approval messages must wait: after a start, until a poll has re-read SS
         # (a request decided while the relay was stopped is then superseded, never asked).
-        self.hold_asks: Callable[[], bool] = lambda: False
+        self.hold_asks: Callable[[], bool] = hold_asks or (lambda: False)
         self.unsure_retry_seconds = UNSURE_RETRY_SECONDS
         # Health, kept in memory so readiness never touches the database.
         self.failing_limit = failing_limit
