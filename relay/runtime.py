@@ -10,25 +10,44 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import nudge, retention, sync
+from .actions import Actions
 from .config import Config
+from .identity import EmailBinding
 from .logs import REDACTOR
 from .metrics import Metrics
 from .outbox import Outbox
 from .poller import Poller, PollResult
+from .secrets import Secrets
+from .sessions import Sessions
+from .slack import payloads
+from .slack.answers import Answers
 from .slack.api import Pacer, SlackApi, make_client
+from .slack.app import Interactions, SocketMode, build_app
+from .slack.clicks import ClickController
 from .slack.delivery import Delivery
 from .slack.directory import Directory
+from .slack.endpoint import SLACK_PATHS, SlackEndpoint
+from .slack.followup_sender import install as install_followups
+from .slack.home_publisher import HomeLook, HomePublisher
+from .slack.outcomes import OutcomeRenderer
+from .slack.people import SignInLink, SlackPeople
+from .slack.secret_flows import SecretFlows, SlackSide
+from .slack.workers import WorkerPool
 from .ss.client import RelayCredentials, SecretServerClient
 from .store import db as store
 from .store.health import StorageHealth
+from .store.home_read import HomeReadModel
 from .store.local import ThreadLocalDb
+from .store.seen import SeenDeliveries
 from .web.app import MAX_BODY_BYTES, WebApp, json_response
+from .web.signin import SignInPages
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +70,38 @@ def build_ss_client(cfg: Config, *, retry_seconds: float = POLL_RETRY_SECONDS) -
         s.base_url, credentials=RelayCredentials(s.username, s.password.value, s.domain),
         timeout=float(s.timeout_seconds), verify=s.verify_tls, tz=ZoneInfo(s.timezone),
         retry_seconds=retry_seconds, auth=s.auth)
+
+
+def build_interactions(cfg: Config, db: ThreadLocalDb, slack: SlackApi, people_ss: SecretServerClient,
+                       sessions: Sessions, secrets: Secrets, *, stop: threading.Event,
+                       wake_delivery: Callable[[], None]) -> Interactions:
+    """The Slack side: each part gets only the parts and settings it uses."""
+    workers = WorkerPool()
+    read = HomeReadModel(db)
+    people = SlackPeople(slack, sessions, read, match_by_email=cfg.users.match_by_email,
+                         email_cache_hours=cfg.users.email_cache_hours)
+    signin_url = SignInLink(cfg.http.public_url)
+    home = HomePublisher(read, people, sessions, secrets, slack, signin_url=signin_url, submit=workers.submit,
+                         stop=stop, look=HomeLook(secret_url=cfg.secret_url, request_url=cfg.request_url,
+                                                  more_url=cfg.secret_server.base_url,
+                                                  default_hours=cfg.approvals.default_duration_hours))
+    answers = Answers(slack, api_url=cfg.slack.api_url)
+    renderer = OutcomeRenderer(db, slack, answers, home, signin_url=signin_url, secret_url=cfg.secret_url,
+                               default_hours=cfg.approvals.default_duration_hours, wake_delivery=wake_delivery)
+    flows = SecretFlows(secrets, sessions, slack, cfg.secret_url,
+                        SlackSide(team=people.team, team_of=payloads.team_of, signin_url=signin_url,
+                                  submit=workers.submit, submit_fast=workers.submit_fast, dm=answers.dm))
+    actions = Actions(db, sessions, default_hours=cfg.approvals.default_duration_hours)
+    clicks = ClickController(db, actions, sessions, secrets, flows, renderer, home, workers, slack,
+                             api_url=cfg.slack.api_url, ask_reason=cfg.approvals.ask_reason,
+                             sensitive_folders=tuple(cfg.approvals.sensitive_folders))
+    seen = SeenDeliveries(db)
+    app = build_app(cfg.slack, clicks, seen, flows)
+    signin = SignInPages(sessions, people_ss, clicks.on_signed_in, slack_name=people.display_name)
+    socket = SocketMode(app, cfg.slack.app_token.value) if cfg.slack.mode == "socket" else None
+    return Interactions(sessions=sessions, secrets=secrets, signin=signin, home=home, workers=workers,
+                        seen=seen, clicks=clicks, endpoint=SlackEndpoint(app, cfg.slack.signing_secret.value),
+                        socket=socket)
 
 
 class Relay:
@@ -79,11 +130,20 @@ class Relay:
         self.directory = Directory(self.db, self.slack, match_by_email=cfg.users.match_by_email,
                                    cache_ttl=timedelta(hours=cfg.users.email_cache_hours),
                                    links_need_proof=cfg.users.signin_requires_email_match)
+        # People's SS sessions (needs storage.encryption_key: a clear start-up error names it
+        # and `ssrelay keygen`), and what they can do with secrets through them.
+        self.sessions = Sessions(self.db, self.people_ss, cfg.storage.encryption_key.value,
+                                 identity=EmailBinding(self.slack, required=cfg.users.signin_requires_email_match))
+        self.secrets = Secrets(self.sessions)
         self.delivery = Delivery(self.db, self.slack, self.directory, mode=cfg.slack.approver_messages,
                                  secret_url=cfg.secret_url, default_hours=cfg.approvals.default_duration_hours,
                                  metrics=self.metrics, owner=self.process_id, request_url=cfg.request_url,
                                  failing_limit=cfg.slack.unready_after_failing_seconds,
-                                 pending_limit=cfg.slack.unready_after_pending_seconds)
+                                 pending_limit=cfg.slack.unready_after_pending_seconds,
+                                 launchable=self.secrets.launchable,
+                                 # approval messages owed from before this start wait for this
+                                 # process's first good poll
+                                 hold_asks=lambda: self.poller.last_success is None)
         self.delivery.storage = self.storage
         policy = sync.Policy(reviewer_cards=cfg.slack.approver_messages == "dm",
                              notify_expiry=cfg.approvals.notify_expiry)
@@ -91,9 +151,6 @@ class Relay:
                              metrics=self.metrics)
         self.poller.storage = self.storage
         self.poller.listeners.append(self._after_poll)
-        # Approval messages owed from before this start wait for this process's first good poll.
-        self.delivery.hold_asks = lambda: self.poller.last_success is None
-        from .slack.followup_sender import install as install_followups
         install_followups(self)   # confirmations, reminders, richer approval cards
         self.web = WebApp()
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
@@ -109,13 +166,16 @@ class Relay:
             self.admin_web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
             self.admin_web.route("GET", "/readyz", self.readyz)
             self.admin_web.route("GET", "/metrics", self.metrics_page)
-        # ---- interactions (issue 3): sign-in, clicks, Home tab, Socket Mode -----------------
-        # Needs storage.encryption_key (a clear start-up error names it and `ssrelay keygen`).
-        from .slack.app import Interactions
-        self.interactions = Interactions(self)
-        self.interactions.install()
+        # Slack interactions: clicks, the Home tab, sign-in, Socket Mode
+        self.interactions = build_interactions(cfg, self.db, self.slack, self.people_ss, self.sessions,
+                                               self.secrets, stop=self.stop_event,
+                                               wake_delivery=self.delivery.wake.set)
+        for path in SLACK_PATHS:
+            self.web.route("POST", path, self.interactions.endpoint.handle_http)
+        self.web.route("GET", "/signin", self.interactions.signin.get)
+        self.web.route("POST", "/signin", self.interactions.signin.post)
+        self.poller.listeners.append(self.interactions.home.after_poll)
         self._time_slack_acks()
-        # ---- end interactions -----------------------------------------------------------------
         REDACTOR.add(cfg.nudge.token.value)     # POST /ss/nudge: poll now (only with [nudge] token)
         self.nudger = nudge.install(self)
         self._scheduler: BackgroundScheduler | None = None
@@ -234,7 +294,7 @@ class Relay:
                 log.info("admin http server listening", extra={"port": self.admin_port})
             self._spawn("http", self._serve_http)
             log.info("http server listening", extra={"port": self.port})
-        self.interactions.start()   # interactions (issue 3): Socket Mode client when slack.mode = "socket"
+        self.interactions.start()   # the Socket Mode client when slack.mode = "socket"
         return self
 
     def _deliver(self) -> None:

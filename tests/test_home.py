@@ -110,7 +110,7 @@ def test_app_home_opened_publishes_each_persons_view_and_skips_identical_ones(sa
     # opening again with nothing changed: no publish
     send_event(relay, home_opened(sb, "alice"))
     assert relay.interactions.wait_idle(timeout=10)
-    wait_until(lambda: relay.interactions.home_skipped >= 1, what="a skipped publish")
+    wait_until(lambda: relay.interactions.home.skipped >= 1, what="a skipped publish")
     assert len(sb.slack.calls_to("views.publish")) == 2
 
 
@@ -138,7 +138,7 @@ def test_after_a_poll_only_the_people_concerned_get_a_new_home(sandbox, make_rel
         send_event(relay, home_opened(sb, who))
     sb.slack.wait_for("views.publish", count=4)
     sb.slack.reset()
-    skipped = relay.interactions.home_skipped
+    skipped = relay.interactions.home.skipped
     # Rita asks for wiki-admin: Rita, Alice and Bob are concerned; Carl is not.
     rid = new_request(sb, "wiki-admin")
     poll_now(relay)
@@ -151,4 +151,4 @@ def test_after_a_poll_only_the_people_concerned_get_a_new_home(sandbox, make_rel
     sb.slack.reset()
     poll_now(relay)
     assert sb.slack.calls_to("views.publish") == []
-    assert relay.interactions.home_skipped == skipped
+    assert relay.interactions.home.skipped == skipped

@@ -13,13 +13,13 @@ def test_a_home_tab_refused_with_429_then_503_is_published_again_with_the_latest
     # Test setup: Alice's Home tab; Slack answers views.publish with 429 (Retry-After 3), then 503.
     relay = make_relay()
     alice = sandbox["alice"].slack_id
-    retries = relay.interactions.home_retries
+    retries = relay.interactions.home.retries
     now = [100.0]
     retries.clock = lambda: now[0]
     sandbox.slack.fail("views.publish", status=429, retry_after=3, times=1)
     sandbox.slack.fail("views.publish", status=503, times=1)
     # Test execution: the publish is refused; meanwhile Rita asks for prod-db (Alice reviews it).
-    assert relay.interactions.publish_home(alice) is False
+    assert relay.interactions.home.publish(alice) is False
     assert retries.pending() == {alice: 103.0}
     sandbox.ss.create_request(sandbox.secrets["prod-db"], sandbox["rita"].ss_id, comment="late change")
     cycle(relay)

@@ -341,7 +341,7 @@ def test_replay_key_names_team_user_action_time_and_container(sandbox):
 def test_seen_clicks_are_pruned_after_an_hour(sandbox, make_relay):
     from datetime import UTC, datetime, timedelta
     relay = make_relay()
-    clicks = relay.interactions
+    clicks = relay.interactions.seen
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     clicks.clock = lambda: now
     with clicks.db.atomic():

@@ -402,10 +402,11 @@ def test_event_retries_are_handled_once_even_after_a_restart(sandbox, make_relay
     again = Relay(relay.cfg)
     try:
         assert wsgi_post(again, body, {**sign(body), **h}) == 200
-        again.interactions.pool.shutdown(wait=True)   # whatever was submitted has run
+        again.interactions.workers.pool.shutdown(wait=True)   # whatever was submitted has run
     finally:
         again.interactions.stop()
         again.ss.close()
+        again.db.close()
     assert len(sb.slack.calls_to("views.publish")) == 1
 
 

@@ -176,7 +176,7 @@ def test_recent_secrets_are_links_with_launch_and_are_cached(sandbox, make_relay
     # a burst of app_home_opened: SS is asked once
     for _ in range(5):
         send_event(relay, home_opened(sb, "alice"))
-    wait_until(lambda: relay.interactions.home_skipped >= 5, what="skipped publishes")
+    wait_until(lambda: relay.interactions.home.skipped >= 5, what="skipped publishes")
     assert len(recent_calls(sb, "alice")) == 1
     # after the TTL it is read again
     relay.interactions.secrets.recent_ttl = 0

@@ -80,7 +80,9 @@ class Delivery:
                  mode: str, secret_url: Callable[[int], str], default_hours: float,
                  metrics: Metrics | None = None, owner: str | None = None,
                  request_url: Callable[[int, int], str] | None = None,
-                 failing_limit: float = 300.0, pending_limit: float = 900.0):
+                 failing_limit: float = 300.0, pending_limit: float = 900.0,
+                 launchable: Callable[[str, int], bool] | None = None,
+                 hold_asks: Callable[[], bool] | None = None):
         self.db = db
         self.outbox = Outbox(db, owner)
         self.api = api
@@ -93,12 +95,12 @@ class Delivery:
         self.wake = threading.Event()
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self.on_delivered: Callable[[Notification, str], None] = lambda n, slack_user: None
-        # Does the requester's "approved" message get Launch? (set by the interactions layer:
-        # asks SS as the requester; never the relay account)
-        self.launchable: Callable[[str, int], bool] = lambda slack_user, secret_id: False
+        # Does the requester's "approved" message get Launch? (`Secrets.launchable`: asks SS
+        # as the requester, never as the relay account; without it, never)
+        self.launchable: Callable[[str, int], bool] = launchable or (lambda slack_user, secret_id: False)
         # True while approval messages must wait: after a start, until a poll has re-read SS
         # (a request decided while the relay was stopped is then superseded, never asked).
-        self.hold_asks: Callable[[], bool] = lambda: False
+        self.hold_asks: Callable[[], bool] = hold_asks or (lambda: False)
         self.unsure_retry_seconds = UNSURE_RETRY_SECONDS
         # Health, kept in memory so readiness never touches the database.
         self.failing_limit = failing_limit

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..model import AccessRequest
-from .search import recent_rows   # issue 4: Recent Secrets rows
+from .search import recent_rows   # the Recent Secrets rows, shared with the search modal
 from .blocks import (APPROVE, open_in_ss, BUTTON_TEXT_LIMIT, CONTEXT_TEXT_LIMIT, DENY, HEADER_LIMIT,
                      SECTION_TEXT_LIMIT, escape, link, plain, truncate, when, window)
 
@@ -40,13 +40,13 @@ class HomeData:
     to_review: tuple[HomeItem, ...] = ()
     recent: tuple | None = None          # for recent_secrets_blocks (the search work fills it)
     notice: str = ""                     # mrkdwn, already escaped
-    recent_note: str = ""                # issue 4: why the recent list is missing (plain text)
+    recent_note: str = ""                # why the recent list is missing (plain text)
 
 
 def recent_secrets_blocks(recent: tuple | None, signed_in: bool, *,
                           secret_url: Callable[[int], str] | None = None, note: str = "") -> list[dict]:
     """The blocks under the "Recent Secrets" header: each secret's name a link to its page,
-    Launch where it has launchers (issue 4). Deterministic (the view is hashed)."""
+    Launch where it has launchers. Deterministic (the view is hashed)."""
     if not signed_in:
         text = "Sign in to see your recent secrets."
     elif note:

@@ -82,47 +82,43 @@ class SlackSide:
     dm: Callable[[str, str, list], None]  # message a person (text, blocks)
 
 
-class HasSecretFlows(Protocol):
-    secret_flows: SecretFlows
-
-
-def register(app, handlers: HasSecretFlows) -> None:
+def register(app, flows: SecretFlows) -> None:
     """The listeners (each acks at once; work goes to the pools)."""
 
     @app.shortcut(sv.SHORTCUT)
     def shortcut(ack, body):
         ack()
-        handlers.secret_flows.on_shortcut(body)
+        flows.on_shortcut(body)
 
     @app.view(sv.SEARCH_CALLBACK)
     def search_submitted(ack, body, view):
-        handlers.secret_flows.on_search(ack, body, view)
+        flows.on_search(ack, body, view)
 
     @app.action(sv.LAUNCH)
     def launch(ack, body, action):
         ack()
-        handlers.secret_flows.on_launch(body, action)
+        flows.on_launch(body, action)
 
     @app.action(sv.LAUNCH_PICK)
     def pick(ack, body, action):
         ack()
-        handlers.secret_flows.on_pick(body, action)
+        flows.on_pick(body, action)
 
     @app.action(sv.REQUEST_ACCESS)
     def request_access(ack, body, action):
         ack()
-        handlers.secret_flows.on_request_click(body, action)
+        flows.on_request_click(body, action)
 
     for url_button in (sv.LAUNCH_OPEN, sv.SECRET_OPEN):
         app.action(url_button)(lambda ack: ack())   # URL buttons: the browser does the work
 
     @app.view(sv.PROMPT_CALLBACK)
     def prompt_submitted(ack, body, view):
-        handlers.secret_flows.on_prompt(ack, body, view)
+        flows.on_prompt(ack, body, view)
 
     @app.view(sv.REQUEST_CALLBACK)
     def request_submitted(ack, body, view):
-        handlers.secret_flows.on_request(ack, body, view)
+        flows.on_request(ack, body, view)
 
 
 @dataclass(frozen=True)
