@@ -157,14 +157,15 @@ def canceled_notice(req: AccessRequest, ctx: dict, *, secret_url: str) -> tuple[
 def outcome_message(req: AccessRequest, ctx: dict, *, secret_url: str, default_hours: float,
                     launch: bool = False) -> tuple[str, list]:
     """What the requester hears: approved or denied, by whom, why, and the window; with
-    `launch`, an approval carries the Launch button (issue 4; its value is the secret id only,
+    `launch`, an approval carries the Launch button (its value is the secret id only,
     the click runs as the requester and re-reads the launchers)."""
     approved = req.status in ("Approved", "Expired")     # an Expired request was approved first
     by = escape(req.decided_by) or "a reviewer"
     secret = link(secret_url, req.secret_name) if secret_url else escape(req.secret_name)
     head = (f":white_check_mark: Your request for {secret} was approved by {by}" if approved
             else f":x: Your request for {secret} was denied by {by}")
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": truncate(head, SECTION_TEXT_LIMIT)}}]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(head, SECTION_TEXT_LIMIT)}}]
     blocks += _comment("Comment", req.response_comment)
     if approved:
         details = [
@@ -176,7 +177,7 @@ def outcome_message(req: AccessRequest, ctx: dict, *, secret_url: str, default_h
             details.append(("Template", escape(ctx["template_name"])))
         blocks.append({"type": "section", "fields": [
             {"type": "mrkdwn", "text": truncate(f"*{k}*\n{v}", FIELD_TEXT_LIMIT)} for k, v in details]})
-        if launch:   # issue 4
+        if launch:
             blocks.append({"type": "actions", "block_id": f"launch:{req.id}", "elements": [
                 {"type": "button", "action_id": "launch_secret", "value": str(int(req.secret_id)),
                  "style": "primary", "text": plain("Launch", BUTTON_TEXT_LIMIT)}]})
