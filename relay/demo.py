@@ -55,13 +55,21 @@ class Printer:
         self.dms = {sb.slack.dm_channel(p.slack_id): p.name for p in sb.people.values()}
         self.seen = 0
 
+    def addressee(self, user: str | None, channel: str | None) -> str | None:
+        """Who a message went to: the person's name for a user id, a DM channel or a person's own
+        channel, else the channel id as sent."""
+        if user is not None and user in self.names:
+            return self.names[user]
+        if channel is None:
+            return None
+        return self.names.get(channel) or self.dms.get(channel, channel)
+
     def show_new(self) -> int:
         calls = [c for c in self.sb.slack.calls if c.done]
         shown = 0
         for c in calls[self.seen:]:
             if c.method in self.SHOWN and c.ok:
-                who = self.names.get(c.args.get("user")) or self.names.get(c.args.get("channel")) \
-                    or self.dms.get(c.args.get("channel"), c.args.get("channel"))
+                who = self.addressee(c.args.get("user"), c.args.get("channel"))
                 verb = {"chat.postMessage": "DM to", "chat.postEphemeral": "ephemeral to",
                         "chat.update": "card of"}[c.method]
                 print(f"\n--- Slack {c.method}: {verb} {who} ---", file=self.out)
@@ -107,7 +115,7 @@ def run_demo(args) -> int:
                 if left <= 0:
                     raise TimeoutError(f"demo step did not complete: {title}")
                 try:
-                    sb.slack.wait_for(predicate=lambda c: c.method in Printer.SHOWN and c.ok,
+                    sb.slack.wait_for(predicate=lambda c: c.method in Printer.SHOWN and c.ok is True,
                                       count=target, timeout=min(left, 1.0))
                 except TimeoutError:
                     pass

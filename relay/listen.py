@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from waitress.adjustments import Adjustments  # type: ignore[import-untyped]
+from waitress.adjustments import Adjustments
 
 from .errors import RelayError
 

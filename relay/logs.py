@@ -48,7 +48,7 @@ REDACTOR = Redactor()
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+        out: dict[str, str | int | float | bool | None] = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
         for k, v in vars(record).items():
             if k not in _STANDARD and not k.startswith("_"):
@@ -95,8 +95,10 @@ def _route_uncaught_exceptions() -> None:
         if args.exc_type is SystemExit:
             return
         name = args.thread.name if args.thread else "?"
-        crash.error("uncaught exception in a thread", extra={"thread_name": name},
-                    exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        # Without an exception value there is no traceback to format (the redactor would drop it).
+        exc_info = ((args.exc_type, args.exc_value, args.exc_traceback)
+                    if args.exc_value is not None else None)
+        crash.error("uncaught exception in a thread", extra={"thread_name": name}, exc_info=exc_info)
 
     def main_hook(exc_type, exc_value, tb) -> None:
         if issubclass(exc_type, KeyboardInterrupt):

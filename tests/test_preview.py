@@ -25,6 +25,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def test_page_requests_before_start_fail_with_a_clear_error():
+    preview = Preview(port=0)
+    with pytest.raises(RuntimeError, match="preview not started"):
+        preview.state()
+    with pytest.raises(RuntimeError, match="preview not started"):
+        preview.ss_action("cancel", {"id": 1})
+    with pytest.raises(RuntimeError, match="preview not started"):
+        preview.click({"person": "rita", "surface": "home"})
+
+
 # ---------------------------------------------------------------------- rendering (pure)
 def test_mrkdwn_escapes_everything_it_does_not_understand():
     html = mrkdwn('*Bold* _it_ <https://ss.example/x?a=1&amp;b=2|prod-db> <!date^1700000000^{date}|Nov 14> '

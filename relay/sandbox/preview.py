@@ -37,10 +37,13 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import scenario
 from .slack_client import SlackClient
+
+if TYPE_CHECKING:
+    from ..runtime import Relay
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ def _line(text: str, names: dict[str, str]) -> str:
     text = _TOKEN.sub(hold, text)
     out = E(_unslack(text), quote=False)
     for rx, tag in _STYLES:
-        out = rx.sub(lambda m, tag=tag: f"<{tag}>{m.group(1)}</{tag}>", out)
+        out = rx.sub(rf"<{tag}>\1</{tag}>", out)   # the group's text goes in verbatim
     out = _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), out)
     return re.sub("\x00(\\d+)\x00", lambda m: specials[int(m.group(1))], out)
 
@@ -184,7 +187,7 @@ class Preview:
         self.out = out or sys.stdout
         self.approver_messages = approver_messages
         self.sb: scenario.Sandbox | None = None
-        self.relay = None
+        self.relay: Relay | None = None
         self.slack: SlackClient | None = None
         self.server: ThreadingHTTPServer | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -225,9 +228,9 @@ class Preview:
             self.relay = relay = Relay(cfg)
             relay.poller.clock = relay.delivery.clock = self.clock
             relay.start()
-            relay_url = f"http://127.0.0.1:{self.relay.port}"
-            self.slack = SlackClient(sb, relay_url)
-            _wait(lambda: self.relay.db.execute(
+            relay_url = f"http://127.0.0.1:{relay.port}"
+            self.slack = slack = SlackClient(sb, relay_url)
+            _wait(lambda: relay.db.execute(
                 "SELECT value FROM relay_state WHERE key = 'last_successful_poll'").fetchone(), 20,
                 "the relay's first poll")
             self.say(f"      relay: {relay_url} (Slack events at /slack/events, sign-in at /signin)")
@@ -235,7 +238,7 @@ class Preview:
                      "secrets: prod-db, wiki-admin")
             self.say("[4/6] signing everyone in through the relay's sign-in page (Home tab -> link -> form)...")
             for person in sb.people.values():
-                self.slack.sign_in(person)
+                slack.sign_in(person)
                 self.say(f"      {person.name}: signed in")
             self.say("[5/6] seeding requests: rita asks for prod-db and wiki-admin...")
             sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, comment="Deploy hotfix 4.2.1",
@@ -279,7 +282,7 @@ class Preview:
     def forward(self) -> dict:
         """Move the relay's clock to the next reminder due (a second past it); the next poll
         sends it. Nothing scheduled: a clear error, the clock unchanged."""
-        relay: Any = self.relay
+        relay = self._relay()
         row = relay.db.execute("SELECT MIN(next_reminder_at) FROM reminders "
                                     "WHERE next_reminder_at IS NOT NULL").fetchone()
         if not row or not row[0]:
@@ -291,14 +294,33 @@ class Preview:
                   f"(now {self.offset.total_seconds() / 60:.1f} min ahead) to the next reminder")
         return {"ahead_seconds": self.offset.total_seconds()}
 
+    def _sandbox(self) -> scenario.Sandbox:
+        """The running stand-ins; the page's handlers only run between start() and stop()."""
+        if self.sb is None:
+            raise RuntimeError("preview not started: the sandbox is not running (call start() first)")
+        return self.sb
+
+    def _relay(self) -> Relay:
+        """The running relay, set once start() has built it."""
+        if self.relay is None:
+            raise RuntimeError("preview not started: the relay is not running (call start() first)")
+        return self.relay
+
+    def _slack_client(self) -> SlackClient:
+        """The signed Slack client towards the relay, set once the relay is up."""
+        if self.slack is None:
+            raise RuntimeError("preview not started: no Slack client towards the relay (call start() first)")
+        return self.slack
+
     # ------------------------------------------------------------------ state for the page
     def names(self) -> dict[str, str]:
-        users = self.sb.ss.world.users
+        sb = self._sandbox()
+        users = sb.ss.world.users
         return {p.slack_id: users[p.ss_id].display_name if p.ss_id in users else p.name
-                for p in self.sb.people.values()}
+                for p in sb.people.values()}
 
     def person_view(self, person: scenario.Person) -> dict:
-        sb, names = self.sb, self.names()
+        sb, names = self._sandbox(), self.names()
         uid = person.slack_id
         items = [(float(m["ts"]), "message", m) for m in sb.slack.messages(uid)]
         items += [(float(m["ts"]), "ephemeral", m) for m in sb.slack.ephemerals(uid)]
@@ -323,8 +345,7 @@ class Preview:
 
     def channel_view(self, channel: str, name: str) -> dict:
         """A team channel: each card, with the replies in its thread under it."""
-        sb, names = self.sb, self.names()
-        assert sb is not None
+        sb, names = self._sandbox(), self.names()
         out = []
         for m in sb.slack.messages(channel):
             if m.get("thread_ts") and m["thread_ts"] != m["ts"]:
@@ -345,7 +366,7 @@ class Preview:
                 "messages": "".join(out) or '<div class="context">No messages yet.</div>'}
 
     def requests_view(self) -> list[dict]:
-        w = self.sb.ss.world
+        w = self._sandbox().ss.world
         with w.lock:
             out = []
             for r in sorted(w.requests.values(), key=lambda r: r.id, reverse=True):
@@ -357,13 +378,14 @@ class Preview:
         return out
 
     def state(self) -> dict:
-        people = [self.person_view(p) for p in self.sb.people.values()]
+        sb = self._sandbox()
+        people = [self.person_view(p) for p in sb.people.values()]
         with self._lock:
             activity = list(self.activity)
         body = {"people": people, "channels": [self.channel_view(TEAM_CHANNEL, "db-team")],
                 "requests": self.requests_view(), "activity": activity,
                 "ahead_minutes": round(self.offset.total_seconds() / 60, 1),
-                "secrets": sorted(self.sb.secrets), "requesters": [p.name for p in self.sb.people.values()],
+                "secrets": sorted(sb.secrets), "requesters": [p.name for p in sb.people.values()],
                 "reviewers": ["alice", "bob"]}
         body["version"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
         return body
@@ -371,38 +393,38 @@ class Preview:
     # ------------------------------------------------------------------ actions from the page
     def click(self, data: dict) -> dict:
         """A button in a person's Slack: send Slack's signed block_actions to the relay."""
-        person = self.sb.people.get(str(data.get("person", "")))
+        sb, slack = self._sandbox(), self._slack_client()
+        person = sb.people.get(str(data.get("person", "")))
         if person is None:
             raise ValueError("unknown person")
         surface, action_id = data.get("surface"), str(data.get("action_id", ""))
         value, block_id = str(data.get("value", "")), str(data.get("block_id", ""))
         if surface == "home":
-            payload = self.slack.click_home(person.slack_id, action_id, value, block_id)
+            payload = slack.click_home(person.slack_id, action_id, value, block_id)
         elif surface == "channel":
-            assert self.sb is not None and self.slack is not None
-            message = next((m for m in self.sb.slack.messages(str(data.get("channel", "")))
+            message = next((m for m in sb.slack.messages(str(data.get("channel", "")))
                             if m["ts"] == data.get("ts")), None)
             if message is None:
                 raise ValueError("that message is gone")
-            payload = self.slack.click_message(person.slack_id, action_id, value, block_id, message,
+            payload = slack.click_message(person.slack_id, action_id, value, block_id, message,
                                                ephemeral=False)
             payload["channel"]["name"] = "db-team"
         elif surface in ("message", "ephemeral"):
-            source = (self.sb.slack.messages(person.slack_id) if surface == "message"
-                      else self.sb.slack.ephemerals(person.slack_id))
+            source = (sb.slack.messages(person.slack_id) if surface == "message"
+                      else sb.slack.ephemerals(person.slack_id))
             message = next((m for m in source if m["ts"] == data.get("ts")), None)
             if message is None:
                 raise ValueError("that message is gone")
-            payload = self.slack.click_message(person.slack_id, action_id, value, block_id, message,
+            payload = slack.click_message(person.slack_id, action_id, value, block_id, message,
                                                ephemeral=surface == "ephemeral")
         else:
             raise ValueError("unknown surface")
-        resp = self.slack.send_interaction(payload)
+        resp = slack.send_interaction(payload)
         self.note(f"{person.name} clicked {action_id} ({surface}) -> relay answered {resp.status_code}")
         return {"status": resp.status_code}
 
     def ss_action(self, what: str, data: dict) -> dict:
-        sb = self.sb
+        sb = self._sandbox()
         if what == "create":
             requester = sb.people[str(data["requester"])]
             rid = sb.ss.create_request(sb.secrets[str(data["secret"])], requester.ss_id,

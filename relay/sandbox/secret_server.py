@@ -145,6 +145,8 @@ class SecretServerStandIn:
         if self._server is None:
             raise RuntimeError("stand-in not started")
         host, port = self._server.server_address[:2]
+        if isinstance(host, bytes):   # an AF_INET server reports str; typeshed allows bytes too
+            host = host.decode()
         return f"http://{host}:{port}"
 
     # ---------------------------------------------------------------- world (delegated)

@@ -14,6 +14,7 @@ import json
 import re
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -68,7 +69,7 @@ class SlackClient:
         """block_actions on a DM card (`message` from `slack.messages()`) or an ephemeral message
         (from `slack.ephemerals()`, with a fresh response_url)."""
         channel, ts = message["channel"], message["ts"]
-        payload = {
+        payload: dict[str, Any] = {
             "type": "block_actions", "user": self._user(slack_id), "api_app_id": APP_ID,
             "token": "legacy-verification-token", "team": {"id": self.team, "domain": "sandbox"},
             "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": ephemeral},
@@ -101,7 +102,7 @@ class SlackClient:
         }
 
     def home_opened(self, slack_id: str) -> dict:
-        event = {"type": "app_home_opened", "user": slack_id, "channel": self.sb.slack.dm_channel(slack_id),
+        event: dict[str, Any] = {"type": "app_home_opened", "user": slack_id, "channel": self.sb.slack.dm_channel(slack_id),
                  "event_ts": f"{time.time():.6f}", "tab": "home"}
         view = self.sb.slack.home_view(slack_id)
         if view:
