@@ -115,7 +115,7 @@ class Followups:
                    [req.id, state.requested_at.isoformat(), state.sent, nxt.isoformat() if nxt else None,
                     json.dumps(kept, sort_keys=True)])
 
-    def _moved(self, db, req: AccessRequest, ctx: dict, diff: sync.Diff) -> None:
+    def _moved(self, db, req: AccessRequest, ctx: Mapping[str, Any], diff: sync.Diff) -> None:
         """A routed request still pending whose current step's reviewers changed: the workflow
         moved on. The channel card is rewritten to ask the new step's reviewers (its number
         counts the steps the relay has seen), and reminders name them from now on."""

@@ -295,7 +295,7 @@ class SlackStandIn:
         """Add (or replace) a workspace member; returns the users.info ``user`` object."""
         name = name or user_id.lower()
         real_name = real_name or name
-        user = {
+        user: dict[str, Any] = {
             "id": user_id,
             "team_id": self.team_id,
             "name": name,
@@ -777,7 +777,7 @@ class SlackStandIn:
             # no source message known: falls through to posting a new one
         if not has_content:
             return 400, "no_text"
-        msg = {
+        msg: dict[str, Any] = {
             "type": "message",
             "ts": self._new_ts(),
             "text": (text or "")[:TEXT_TRUNCATE_AT],
@@ -1029,7 +1029,7 @@ def _chat_post_message(s: SlackStandIn, args: dict) -> dict:
         raise _ApiError("channel_not_found")
     text, blocks, warnings = _message_content(args)
     ts = s._new_ts()
-    msg = {
+    msg: dict[str, Any] = {
         "type": "message",
         "subtype": "bot_message",
         "ts": ts,
@@ -1328,8 +1328,8 @@ def _views_push(s: SlackStandIn, args: dict) -> dict:
     if trig["view_id"]:
         root = s._views.get(trig["view_id"], {}).get("root_view_id")
     else:
-        roots = s._user_stacks.get(trig["user"]) or [None]
-        root = roots[-1]
+        stack = s._user_stacks.get(trig["user"])
+        root = stack[-1] if stack else None
     stack = s._stacks.get(root) if root else None
     if not stack:
         raise _ApiError("not_found")
@@ -1347,7 +1347,7 @@ def _views_update(s: SlackStandIn, args: dict) -> dict:
     if not vid and not args.get("external_id"):
         raise _ApiError("invalid_arguments", messages=["[ERROR] either view_id or external_id is required"])
     current = s._views.get(vid) if vid else None
-    if current is None:
+    if current is None or vid is None:
         raise _ApiError("not_found")
     raw = _json_arg(args, "view", "invalid_arguments")
     view = _check_view(raw, kind=current["type"]) if isinstance(raw, dict) else _check_view(raw, kind="modal")
