@@ -173,3 +173,191 @@ def test_prune_deletes_old_finished_rows_settled_requests_and_expired_signins(db
     assert [r[0] for r in db.execute("SELECT id FROM access_requests ORDER BY id")] == [2, 3, 4, 5]
     assert [tuple(r) for r in db.execute("SELECT request_id FROM cards")] == [(2,)]
     assert [r[0] for r in db.execute("SELECT state_hash FROM signin_states")] == ["b"]
+
+
+def test_due_skips_people_being_looked_up_and_decodes_the_payload(db):
+    owe(db, 1, "approved", 7)
+    owe(db, 2, "approved", 8)
+    owe(db, 3, "approved", 9)
+    db.execute("UPDATE outbox SET payload = '{\"by\": \"poll\"}' WHERE id = 3")
+    ob = Outbox(db)
+    assert [n.id for n in ob.due(T0, exclude_recipients=[7, 8])] == [3]
+    assert [n.id for n in ob.due(T0, exclude=[1], exclude_recipients=[9])] == [2]
+    (n,) = ob.due(T0, exclude_recipients=[7, 8])
+    assert (n.request_id, n.event, n.recipient, n.payload, n.attempts, n.created_at, n.uncertain_since) == \
+        (3, "approved", 9, {"by": "poll"}, 0, T0, None)
+
+
+def test_due_hands_out_at_most_a_hundred_rows_by_default(db):
+    for rid in range(1, 102):
+        owe(db, rid, "approved", 9)
+    ob = Outbox(db)
+    assert len(ob.due(T0)) == 100
+    assert len(ob.due(T0, limit=101)) == 101
+
+
+def test_sent_records_who_when_and_the_note(db):
+    owe(db, 1, "approved", 9)
+    owe(db, 2, "approved", 8)
+    ob = Outbox(db)
+    a, b = ob.due(T0)
+    ob.sent(a, "U9", note="found in Slack", now=T0 + timedelta(seconds=5))
+    with freeze_time(T0 + timedelta(seconds=7)):
+        ob.sent(b, None)
+    assert [tuple(r) for r in db.execute("SELECT id, state, slack_user, finished_at, last_error FROM outbox")] == \
+        [(1, "sent", "U9", (T0 + timedelta(seconds=5)).isoformat(), "found in Slack"),
+         (2, "sent", None, (T0 + timedelta(seconds=7)).isoformat(), None)]
+
+
+def test_a_row_exactly_a_day_old_is_still_retried_and_a_give_up_is_stamped(db):
+    owe(db, 1, "approved", 9)
+    owe(db, 2, "approved", 8)
+    ob = Outbox(db)
+    a, b = ob.due(T0)
+    assert ob.retry(a, "HTTP 503", delay=1.0, now=T0 + timedelta(hours=24)) == "retry"
+    assert ob.unsure(b, "no answer", delay=1.0, now=T0 + timedelta(hours=24)) == "retry"
+    a, b = ob.due(T0 + timedelta(hours=25))
+    assert ob.retry(a, "HTTP 503", delay=1.0, now=T0 + timedelta(hours=25)) == "dead"
+    assert ob.unsure(b, "no answer", delay=1.0, now=T0 + timedelta(hours=25)) == "dead"
+    assert [tuple(r) for r in db.execute("SELECT id, state, last_error, finished_at FROM outbox")] == \
+        [(1, "dead", "gave up after 1 attempts: HTTP 503", (T0 + timedelta(hours=25)).isoformat()),
+         (2, "dead", "gave up after 1 attempts: no answer", (T0 + timedelta(hours=25)).isoformat())]
+
+
+def test_an_unsure_row_gives_up_at_max_attempts_and_not_one_before(db):
+    owe(db, 1, "approved", 9)
+    owe(db, 2, "approved", 8)
+    db.execute("UPDATE outbox SET attempts = ? WHERE id = 1", [MAX_ATTEMPTS - 2])
+    db.execute("UPDATE outbox SET attempts = ? WHERE id = 2", [MAX_ATTEMPTS - 1])
+    ob = Outbox(db)
+    a, b = ob.due(T0)
+    assert ob.unsure(a, "no answer", delay=3.0, now=T0) == "retry"        # attempt MAX_ATTEMPTS - 1
+    assert ob.unsure(b, "no answer", delay=3.0, now=T0) == "dead"         # attempt MAX_ATTEMPTS
+    assert rows(db) == [(1, 1, "approved", 9, "pending", MAX_ATTEMPTS - 2, (T0 + timedelta(seconds=3)).isoformat(),
+                         "no answer", T0.isoformat()),
+                        (2, 2, "approved", 8, "dead", MAX_ATTEMPTS - 1, T0.isoformat(),
+                         f"gave up after {MAX_ATTEMPTS} attempts: no answer", None)]
+    assert db.execute("SELECT finished_at FROM outbox WHERE id = 2").fetchone()[0] == T0.isoformat()
+
+
+def test_dead_without_a_time_stamps_the_present(db):
+    owe(db, 1, "approved", 9)
+    ob = Outbox(db)
+    (n,) = ob.due(T0)
+    with freeze_time(T0 + timedelta(minutes=3)):
+        ob.dead(n, "unmapped: no Slack account")
+    assert db.execute("SELECT state, last_error, finished_at FROM outbox").fetchone() == \
+        ("dead", "unmapped: no Slack account", (T0 + timedelta(minutes=3)).isoformat())
+
+
+def test_backoff_without_a_given_draw_stays_between_half_and_the_whole_step():
+    assert all(1.0 <= backoff(1) <= 2.0 for _ in range(20))
+    assert all(150.0 <= backoff(40) <= 300.0 for _ in range(20))
+
+
+def test_heartbeat_records_a_named_process_once_and_moves_its_time(db):
+    Outbox(db).heartbeat(now=T0)                                  # anonymous: nothing to record
+    ob = Outbox(db, owner="p1")
+    ob.heartbeat(now=T0)
+    ob.heartbeat(now=T0 + timedelta(seconds=30))
+    with freeze_time(T0 + timedelta(seconds=60)):
+        Outbox(db, owner="p2").heartbeat()
+    assert [tuple(r) for r in db.execute("SELECT id, started_at, heartbeat_at FROM relay_processes ORDER BY id")] == \
+        [("p1", T0.isoformat(), (T0 + timedelta(seconds=30)).isoformat()),
+         ("p2", (T0 + timedelta(seconds=60)).isoformat(), (T0 + timedelta(seconds=60)).isoformat())]
+
+
+def test_recovery_forgets_processes_silent_for_a_day_but_never_itself(db):
+    for name, at in (("gone", T0 - timedelta(days=1, seconds=1)), ("edge", T0 - timedelta(days=1)),
+                     ("me", T0 - timedelta(days=3))):
+        Outbox(db, owner=name).heartbeat(now=at)
+    assert Outbox(db, owner="me").recover(alive_since=T0) == 0
+    assert [r[0] for r in db.execute("SELECT id FROM relay_processes ORDER BY id")] == ["edge", "me"]
+
+
+def test_recovery_takes_back_an_anonymous_claim(db):
+    owe(db, 1, "approved", 9)
+    ob = Outbox(db)
+    (n,) = ob.due(T0)
+    with freeze_time(T0):
+        ob.claim(n)
+    assert Outbox(db, owner="me").recover(alive_since=T0) == 1
+    assert [(r[4], r[8]) for r in rows(db)] == [("pending", T0.isoformat())]
+    assert db.execute("SELECT maybe_delivered FROM outbox").fetchone()[0] == 1
+
+
+def test_prune_deletes_at_most_five_hundred_rows_by_default(db):
+    for rid in range(1, 502):
+        owe(db, rid, "approved", 9, state="sent")
+    db.execute("UPDATE outbox SET finished_at = ?", [T0.isoformat()])
+    ob = Outbox(db)
+    assert ob.prune(T0 + timedelta(seconds=1)) == 500
+    assert ob.prune(T0) == 0                                       # finished at `before`: kept
+    assert ob.prune(T0 + timedelta(seconds=1)) == 1
+
+
+def test_cards_are_saved_replaced_listed_and_closed(db):
+    ob = Outbox(db)
+    assert ob.card(1, 7) is None
+    ob.save_card(1, 7, "D7", "100.1")
+    ob.save_card(1, 8, "D8", "100.2")
+    ob.save_card(2, 7, "D7", "200.1")
+    ob.save_card(1, 7, "D7b", "100.3")                             # a new message replaces the old one
+    assert ob.card(1, 7) == ("D7b", "100.3") and ob.card(2, 8) is None
+    assert sorted(ob.cards_of(1)) == [(7, "D7b", "100.3"), (8, "D8", "100.2")]
+    assert ob.cards_of(3) == []
+    ob.close_card(1, 8)
+    assert [tuple(r) for r in db.execute("SELECT request_id, recipient, channel, ts, state FROM cards "
+                                         "ORDER BY request_id, recipient")] == \
+        [(1, 7, "D7b", "100.3", "open"), (1, 8, "D8", "100.2", "closed"), (2, 7, "D7", "200.1", "open")]
+
+
+def test_backlog_dead_letters_and_due_times(db):
+    ob = Outbox(db)
+    assert ob.backlog() == {} and ob.dead_letters() == []
+    assert ob.oldest_pending_at() is None and ob.next_due_at() is None
+    owe(db, 1, "approved", 9, at=T0 + timedelta(seconds=10))
+    owe(db, 2, "approved", 9, at=T0 + timedelta(seconds=20))
+    owe(db, 3, "denied", 8, at=T0, state="sent")
+    for rid in (4, 5, 6):
+        owe(db, rid, "approval_requested", 7, at=T0 + timedelta(seconds=rid))
+    db.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = 1", [(T0 + timedelta(seconds=50)).isoformat()])
+    db.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = 2", [(T0 + timedelta(seconds=40)).isoformat()])
+    for n in ob.due(T0 + timedelta(seconds=10)):
+        if n.id >= 4:
+            ob.dead(n, f"unmapped: ss user {n.id}", now=T0 + timedelta(minutes=n.id))
+    assert ob.backlog() == {"pending": 2, "sent": 1, "dead": 3}
+    assert ob.oldest_pending_at() == T0 + timedelta(seconds=10)
+    assert ob.next_due_at() == T0 + timedelta(seconds=40)
+    assert ob.dead_letters(limit=2) == [
+        {"id": 6, "request_id": 6, "event": "approval_requested", "recipient": 7, "reason": "unmapped: ss user 6",
+         "at": (T0 + timedelta(minutes=6)).isoformat()},
+        {"id": 5, "request_id": 5, "event": "approval_requested", "recipient": 7, "reason": "unmapped: ss user 5",
+         "at": (T0 + timedelta(minutes=5)).isoformat()}]
+    assert [d["id"] for d in ob.dead_letters()] == [6, 5, 4]
+
+
+def test_revive_unmapped_sends_a_linked_persons_open_asks_after_all(db):
+    ob = Outbox(db)
+    owe(db, 1, "approval_requested", 7)                            # revived
+    owe(db, 2, "approval_requested", 7, status="Approved")         # request settled meanwhile
+    owe(db, 3, "approval_requested", 8)                            # someone else
+    owe(db, 4, "approved", 7)                                      # not an ask
+    owe(db, 5, "approval_requested", 7)                            # dead for another reason
+    owe(db, 6, "approval_requested", 7)                            # request gone from SS
+    owe(db, 7, "approval_requested", 7)                            # still pending, not dead
+    db.execute("UPDATE access_requests SET gone = 1 WHERE id = 6")
+    for n in ob.due(T0):
+        if n.id != 7:
+            ob.dead(n, "gave up after 50 attempts: HTTP 503" if n.id == 5 else "unmapped: no Slack user",
+                    now=T0)
+    db.execute("UPDATE outbox SET attempts = 3")
+    assert ob.revive_unmapped(7, now=T0 + timedelta(hours=1)) == 1
+    assert rows(db)[0] == (1, 1, "approval_requested", 7, "pending", 0, (T0 + timedelta(hours=1)).isoformat(),
+                           None, None)
+    assert db.execute("SELECT finished_at FROM outbox WHERE id = 1").fetchone()[0] is None
+    assert [r[4] for r in rows(db)] == ["pending", "dead", "dead", "dead", "dead", "dead", "pending"]
+    with freeze_time(T0 + timedelta(hours=2)):
+        db.execute("UPDATE outbox SET state = 'dead', last_error = 'unmapped: x' WHERE id = 1")
+        assert ob.revive_unmapped(7) == 1
+    assert rows(db)[0][6] == (T0 + timedelta(hours=2)).isoformat()
