@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = {"sync": "relay.sync.", "snapshot": "relay.store.snapshot.", "blocks": "relay.slack.blocks."}
+MODULES = {"sync": "relay.sync.", "snapshot": "relay.store.snapshot.", "blocks": "relay.slack.blocks.",
+           "outbox": "relay.outbox.", "config": "relay.config."}
 EQUIVALENTS = Path(__file__).with_name("mutation-equivalents.txt")
 
 

@@ -315,3 +315,82 @@ def test_request_url_template_may_use_only_its_three_fields():
     for bad in ("{base_url}/{request}", "{0}", "{base_url", "}{"):
         assert refused(config._request_url, bad) == "a URL template using only {base_url}, {id} and {secret_id}"
     assert refused(config._request_url, 5) == "a string"
+
+
+# ---------------------------------------------------------------------- [[channels]] routes
+def test_channels_from_toml_tables_and_from_a_json_array():
+    from relay.routes import ChannelRoute
+    tables = [{"folder": "\\Production", "channel": "C0123"},
+              {"folder": "/Db", "channel": "G99", "personal": True},
+              {"folder": "Web", "channel": "C7", "personal": "false"}]
+    want = (ChannelRoute("\\Production", "C0123", False), ChannelRoute("/Db", "G99", True),
+            ChannelRoute("Web", "C7", False))
+    assert config._channels(tables) == want
+    assert config._channels(json.dumps(tables)) == want
+    assert config._channels("") == () and config._channels("  ") == () and config._channels([]) == ()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{not json", "config: channels: a JSON array of {folder, channel, personal} tables"),
+    ('{"folder": "x"}', "config: channels: an array of tables: [[channels]] with folder and channel"),
+    ({"folder": "x"}, "config: channels: an array of tables: [[channels]] with folder and channel"),
+    (["C1"], "config: channels[0]: a table with folder and channel"),
+    ([{"folder": "\\A", "channel": "C1"}, {"folder": "\\B", "channel": "C2", "room": 1, "color": 2}],
+     "config: channels[1].color: a known key: folder, channel, personal"),
+    ([{"channel": "C1"}], "config: channels[0].folder: a folder path such as '\\Production'"),
+    ([{"folder": "\\/ ", "channel": "C1"}],
+     "config: channels[0].folder: a folder path such as '\\Production' (got '\\\\/ ')"),
+    ([{"folder": 5, "channel": "C1"}], "config: channels[0].folder: a folder path such as '\\Production' (got 5)"),
+    ([{"folder": "\\A", "channel": "#db-team"}],
+     "config: channels[0].channel: a channel id such as C0123456789 (not its #name) (got '#db-team')"),
+    ([{"folder": "\\A", "channel": "D123"}],
+     "config: channels[0].channel: a channel id such as C0123456789 (not its #name) (got 'D123')"),
+    ([{"folder": "\\A", "channel": "C12-3"}],
+     "config: channels[0].channel: a channel id such as C0123456789 (not its #name) (got 'C12-3')"),
+    ([{"folder": "\\A", "channel": ""}],
+     "config: channels[0].channel: a channel id such as C0123456789 (not its #name) (got '')"),
+    ([{"folder": "\\A"}], "config: channels[0].channel: a channel id such as C0123456789 (not its #name)"),
+    ([{"folder": "\\A", "channel": "C1", "personal": "sometimes"}],
+     "config: channels[0].personal: true or false (got 'sometimes')"),
+])
+def test_channels_refuse_with_the_route_and_key_named(value, message):
+    with pytest.raises(ConfigError) as e:
+        config._channels(value)
+    assert str(e.value) == message
+
+
+def test_has_channels_reads_the_environment_first_then_the_file(tmp_path):
+    path = tmp_path / "ssrelay.toml"
+    path.write_text('[[channels]]\nfolder = "\\\\Production"\nchannel = "C0123"\n', encoding="utf-8")
+    assert config.has_channels(str(path), {}) is True
+    assert config.has_channels(str(path), {"SSRELAY_CHANNELS": "[]"}) is False
+    assert config.has_channels(None, {"SSRELAY_CHANNELS": '[{"folder": "/A", "channel": "G1"}]'}) is True
+    assert config.has_channels(str(tmp_path / "missing.toml"), {}) is False
+    assert config.has_channels(None, {"SSRELAY_CONFIG": str(path)}) is True
+    empty = tmp_path / "empty.toml"
+    empty.write_text("", encoding="utf-8")
+    assert config.has_channels(str(empty), {}) is False
+
+
+# ---------------------------------------------------------------------- folder lists, optional ports
+def test_folder_list_from_an_array_or_json():
+    assert config._folder_list(["\\Production", "/Db"]) == ("\\Production", "/Db")
+    assert config._folder_list(("\\A",)) == ("\\A",)
+    assert config._folder_list('["\\\\Production"]') == ("\\Production",)
+    assert config._folder_list("") == () and config._folder_list(" ") == () and config._folder_list([]) == ()
+
+
+@pytest.mark.parametrize("value", ["[oops", '"\\\\A"', ["\\/ "], ["\\A", 3], [""], 5, {"a": 1}])
+def test_folder_list_refuses_anything_else(value):
+    assert refused(config._folder_list, value) == 'an array of folder paths, e.g. ["\\\\Production"]'
+
+
+def test_optional_port():
+    assert config._optional_port(None) is None and config._optional_port("") is None
+    assert config._optional_port("  ") is None
+    assert config._optional_port(0) == 0 and config._optional_port("8080") == 8080
+    assert config._optional_port(65535) == 65535
+    assert type(config._optional_port("8080")) is int
+    for bad in (-1, 65536, "x"):
+        with pytest.raises(ValueError):
+            config._optional_port(bad)
