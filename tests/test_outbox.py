@@ -361,3 +361,12 @@ def test_revive_unmapped_sends_a_linked_persons_open_asks_after_all(db):
         db.execute("UPDATE outbox SET state = 'dead', last_error = 'unmapped: x' WHERE id = 1")
         assert ob.revive_unmapped(7) == 1
     assert rows(db)[0][6] == (T0 + timedelta(hours=2)).isoformat()
+
+
+def test_dead_letters_lists_the_latest_twenty_by_default(db):
+    ob = Outbox(db)
+    for rid in range(1, 22):
+        owe(db, rid, "approved", 9)
+    for n in ob.due(T0):
+        ob.dead(n, "unmapped: x", now=T0)
+    assert [d["id"] for d in ob.dead_letters()] == list(range(21, 1, -1))
