@@ -394,3 +394,59 @@ def test_optional_port():
     for bad in (-1, 65536, "x"):
         with pytest.raises(ValueError):
             config._optional_port(bad)
+
+
+# ---------------------------------------------------------------------- schema, names, file structure
+def test_schema_and_section_dataclasses_must_list_the_same_keys(monkeypatch):
+    assert config._sections_match_schema() is None
+    assert config.section_keys("slack")[:3] == ["mode", "api_url", "approver_messages"]
+    schema = dict(config.SCHEMA)
+    schema[("slack", "colour")] = ("red", config._str)
+    schema[("extra", "knob")] = (1, config._str)
+    del schema[("slack", "mode")]
+    monkeypatch.setattr(config, "SCHEMA", schema)
+    with pytest.raises(RuntimeError) as e:
+        config._sections_match_schema()
+    assert str(e.value) == (
+        "relay.config: SCHEMA and the section dataclasses differ (add each key to both): "
+        "[extra] only in SCHEMA: ['knob'], only in its dataclass: []; "
+        "[slack] only in SCHEMA: ['colour'], only in its dataclass: ['mode']")
+
+
+def test_unknown_settings_are_named_with_the_closest_known_one():
+    assert config.unknown_key("slak", ["slack", "poll"]) == "unknown setting; did you mean slack?"
+    assert config.unknown_key("zzz", ["slack", "poll"]) == \
+        "unknown setting (config.example.toml lists every one)"
+    assert config.unknown_key("P_slak", ["P_slack", "P_sla", "Q_slack"], "P_") == \
+        "unknown setting; did you mean P_slack?"
+    assert config._did_you_mean("P_xyz", ["P_xyw", "Q_xyz"], "P_") == "; did you mean P_xyw?"
+    assert config._did_you_mean("abcd", ["abcx", "abxx"]) == "; did you mean abcx?"
+    assert config._did_you_mean("abcd", ["wxyz"]) == ""
+    assert config._did_you_mean("abcdef", ["abcxyz"]) == ""          # similarity 0.5, below 0.6
+    assert config.unknown_environment({"SSRELAY_SLACK_BOT_TOKN": "x", "SSRELAY_CONFIG": "a.toml",
+                                       "SSRELAY_CHANNELS": "[]", "HOME": "/root", "SSRELAY_ZZZZZZZZ": "1"}) == [
+        "SSRELAY_SLACK_BOT_TOKN: unknown setting; did you mean SSRELAY_SLACK_BOT_TOKEN? (ignored)",
+        "SSRELAY_ZZZZZZZZ: unknown setting (config.example.toml lists every one) (ignored)"]
+
+
+def test_structure_problems_skip_channels_and_name_unknown_sections():
+    raw = {"channels": [{"folder": "\\A", "channel": "C1"}], "slak": {}, "poll": 5,
+           "slack": {"mode": "http", "bot_tokn": "x", "bot_token_file": "/run/t"}}
+    assert [str(p) for p in config.structure_problems(raw)] == [
+        "config: [slak]: unknown setting; did you mean slack?",
+        "config: poll: a table",
+        "config: slack.bot_tokn: unknown setting; did you mean slack.bot_token?"]
+
+
+def test_load_takes_channels_from_the_file_or_the_environment_and_keeps_warnings(tmp_path):
+    from relay.routes import ChannelRoute
+    path = tmp_path / "ssrelay.toml"
+    path.write_text('[[channels]]\nfolder = "\\\\Production"\nchannel = "C0123"\npersonal = true\n',
+                    encoding="utf-8")
+    cfg = config.load(str(path), {**MINIMAL, "SSRELAY_TYPO": "1"})
+    assert cfg.channels == (ChannelRoute("\\Production", "C0123", True),)
+    assert cfg.warnings == ("SSRELAY_TYPO: unknown setting (config.example.toml lists every one) (ignored)",)
+    env = {**MINIMAL, "SSRELAY_CHANNELS": '[{"folder": "/Db", "channel": "G1"}]'}
+    assert config.load(str(path), env).channels == (ChannelRoute("/Db", "G1", False),)
+    assert config.load(str(path), env).warnings == ()
+    assert config.load(None, MINIMAL, use_file=False).channels == ()
