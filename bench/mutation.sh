@@ -2,7 +2,7 @@
 # Mutation testing of the pure core with mutmut: how many deliberate bugs the unit tests catch.
 #
 #   bench/mutation.sh                 # relay/sync.py, relay/store/snapshot.py, relay/slack/blocks.py,
-#                                     # relay/outbox.py, relay/config.py
+#                                     # relay/outbox.py, relay/config/
 #   bench/mutation.sh outbox config   # some of them
 #   MUTATION_JOBS=1 bench/mutation.sh # fewer parallel workers on a shared machine (default 2)
 #

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 MODULES = {"sync": "relay.sync.", "snapshot": "relay.store.snapshot.", "blocks": "relay.slack.blocks.",
-           "outbox": "relay.outbox.", "config": "relay.config."}
+           "outbox": "relay.outbox.", "config": "relay.config."}     # the package: values, schema, sections, ...
 EQUIVALENTS = Path(__file__).with_name("mutation-equivalents.txt")
 
 
