@@ -370,3 +370,19 @@ def test_dead_letters_lists_the_latest_twenty_by_default(db):
     for n in ob.due(T0):
         ob.dead(n, "unmapped: x", now=T0)
     assert [d["id"] for d in ob.dead_letters()] == list(range(21, 1, -1))
+
+
+def test_release_hands_back_this_processs_claims_but_the_sent_ones(db):
+    for rid in (1, 2, 3, 4):
+        owe(db, rid, "approved", 9)
+    mine, peer = Outbox(db, owner="me"), Outbox(db, owner="peer")
+    a, b, c, d = mine.due(T0)
+    with freeze_time(T0):
+        mine.claim(a), mine.claim(b), mine.claim(c), peer.claim(d)
+    db.execute("UPDATE outbox SET attempts = 0 WHERE id = 3")          # never below zero
+    assert Outbox(db).release() == 0                                  # anonymous: nothing is its own
+    assert mine.release(exclude=frozenset({2})) == 2
+    assert [(r[0], r[4], r[5]) for r in rows(db)] == [(1, "pending", 0), (2, "sending", 1), (3, "pending", 0),
+                                                      (4, "sending", 1)]
+    assert peer.release() == 1
+    assert [(r[0], r[4], r[5]) for r in rows(db)][3] == (4, "pending", 0)
