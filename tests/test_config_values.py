@@ -451,3 +451,23 @@ def test_load_takes_channels_from_the_file_or_the_environment_and_keeps_warnings
     assert config.load(str(path), env).channels == (ChannelRoute("/Db", "G1", False),)
     assert config.load(str(path), env).warnings == ()
     assert config.load(None, MINIMAL, use_file=False).channels == ()
+
+
+def test_optional_port_refuses_a_fraction_as_not_an_integer():
+    assert refused(config._optional_port, "80.5") == "an integer from 0 to 65535"
+    assert refused(config._optional_port, 80.5) == "an integer from 0 to 65535"
+
+
+def test_folder_names_made_of_x_are_folders_too():
+    from relay.routes import ChannelRoute
+    assert config._folder_list(["\\XX"]) == ("\\XX",)
+    assert config._channels([{"folder": "X", "channel": "C1"}]) == (ChannelRoute("X", "C1", False),)
+
+
+def test_has_channels_reads_the_process_environment_by_default(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SSRELAY_CONFIG", raising=False)
+    monkeypatch.setenv("SSRELAY_CHANNELS", '[{"folder": "/A", "channel": "G1"}]')
+    assert config.has_channels() is True
+    monkeypatch.setenv("SSRELAY_CHANNELS", "[]")
+    assert config.has_channels() is False
