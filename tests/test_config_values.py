@@ -471,3 +471,8 @@ def test_has_channels_reads_the_process_environment_by_default(monkeypatch, tmp_
     assert config.has_channels() is True
     monkeypatch.setenv("SSRELAY_CHANNELS", "[]")
     assert config.has_channels() is False
+
+
+def test_request_url_accepts_format_specs_that_fit_a_url_and_numbers():
+    template = "{base_url:s}/app/#/secrets/{secret_id:d}/requests/{id:d}"
+    assert config._request_url(template) == template
