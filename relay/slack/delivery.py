@@ -59,7 +59,7 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
                  request_url: Callable[[int, int], str] | None = None,
                  failing_limit: float = 300.0, pending_limit: float = 900.0,
                  launchable: Callable[[str, int], bool] | None = None,
-                 hold_asks: Callable[[], bool] | None = None):
+                 hold_asks: Callable[[], bool] | None = None, storage: StorageHealth | None = None):
         self.db = db
         self.outbox = Outbox(db, owner)
         self.api = api
@@ -90,20 +90,37 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
         self._open_dms: set[str] = set()    # Slack users whose app DM is known to be open
         self._queued_lock = threading.Lock()
         self._stop = threading.Event()
-        # Which events are held with the approval messages (relay.slack.followup_sender adds
-        # its confirmations, channel cards and reminders: all moot once the request is decided).
+        # Which events are held with the approval messages (`hold_with_asks`: the follow-ups'
+        # confirmations, channel cards and reminders are all moot once the request is decided).
         self.is_ask: Callable[[str], bool] = lambda event: event == sync.APPROVAL_REQUESTED
-        # Follow-ups beyond SS's own bot (relay.slack.followup_sender): senders per event kind
-        # (a name ending in "*": every event starting with the rest),
-        # the reminders' sender, and extra facts on approval cards.
+        # Follow-ups beyond SS's own bot, registered by the composition root (`register_sender`,
+        # `register_reminders`, `decorate_cards_with`): senders per event kind (a name ending
+        # in "*": every event starting with the rest), the reminders' sender, and extra facts
+        # on approval cards.
         self.handlers: dict[str, Handler] = {}
         self.reminder_handler: Handler | None = None
         self.decorate_card: Callable[[Notification, list], list] = lambda n, blks: blks
-        self.storage = StorageHealth()
+        self.storage = storage or StorageHealth()
         # What happened to a claimed row whose write could not be made (disk full, lock): kept
         # here and written before anything new is claimed, so a message Slack took is marked
         # sent instead of being sent again.
         self._unrecorded: dict[int, Callable[[], object]] = {}
+
+    # --- registration (by the composition root, before `run`) -------------------------------
+    def register_sender(self, event: str, handler: Handler) -> None:
+        """Send `event` rows with `handler` (a name ending in "*": every event starting with
+        the rest)."""
+        self.handlers[event] = handler
+
+    def register_reminders(self, handler: Handler) -> None:
+        self.reminder_handler = handler
+
+    def decorate_cards_with(self, decorate: Callable[[Notification, list], list]) -> None:
+        self.decorate_card = decorate
+
+    def hold_with_asks(self, is_ask: Callable[[str], bool]) -> None:
+        """Which events wait, like approval messages, until a poll has re-read SS."""
+        self.is_ask = is_ask
 
     def _record(self, n: Notification, write: Callable[[], object]) -> object:
         try:
