@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .web.app import json_response
+from .web.app import WebApp, json_response
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +86,10 @@ class Nudger:
                     self.idle.set()
 
 
-def install(relay) -> Nudger | None:
-    """Mount `POST /ss/nudge` on the relay's web app when `[nudge] token` is set."""
-    token = relay.cfg.nudge.token.value
+def mount(web: WebApp, token: str, poll: Callable[[], None], stop: threading.Event) -> Nudger | None:
+    """Mount `POST /ss/nudge` on `web` when a token is set (`[nudge] token`)."""
     if not token:
         return None
-    nudger = Nudger(token, relay.tick, relay.stop_event)
-    relay.web.route("POST", PATH, nudger.handle)
+    nudger = Nudger(token, poll, stop)
+    web.route("POST", PATH, nudger.handle)
     return nudger

@@ -69,7 +69,8 @@ class PollResult:
 class Poller:
     def __init__(self, db: Store, ss: RelayReader, *, policy: sync.Policy,
                  catch_up_hours: float = 24, metrics: Metrics | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 storage: StorageHealth | None = None):
         self.db = db
         self.ss = ss
         self.policy = policy
@@ -85,7 +86,7 @@ class Poller:
         # Called inside the poll's transaction, after the diff and before it is recorded:
         # (db, known, observation, diff, now). relay.followups adds its events here.
         self.on_diff: list[Callable] = []
-        self.storage = StorageHealth()      # a full or locked database: a line a minute, no traceback
+        self.storage = storage or StorageHealth()      # a full or locked database: a line a minute, no traceback
 
     def poll_once(self) -> PollResult:
         """One cycle; a call made while another runs (a nudge during the scheduled poll)

@@ -1,5 +1,7 @@
-"""Wiring: builds the relay's parts from a Config (never at import time) and runs them in
-one process: the poll schedule, outbox delivery, and the HTTP server."""
+"""The composition root and the running relay: builds the parts from a Config (never at
+import time; the Slack side and the SS clients come from relay.parts) and runs them in one
+process: the poll schedule, heartbeat, outbox delivery, the HTTP server, and the stop.
+Readiness and /metrics: relay.observability."""
 
 from __future__ import annotations
 
@@ -10,49 +12,37 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import nudge, retention, sync
-from .actions import Actions
 from .config import Config
+from .followups import FollowupPolicy, Followups
 from .identity import EmailBinding
 from .logs import REDACTOR
 from .metrics import Metrics
-from .outbox import Outbox
+from .observability import Observability
+from .parts import PEOPLE_RETRY_SECONDS, POLL_RETRY_SECONDS, build_interactions, build_ss_client
 from .poller import Poller, PollResult
+from .reminders import ReminderPolicy
 from .secrets import Secrets
 from .sessions import Sessions
-from .slack import payloads
-from .slack.answers import Answers
 from .slack.api import Pacer, SlackApi, make_client
-from .slack.app import Interactions, SocketMode, build_app
-from .slack.clicks import ClickController
 from .slack.delivery import Delivery
 from .slack.directory import Directory
-from .slack.endpoint import SLACK_PATHS, SlackEndpoint
-from .slack.followup_sender import install as install_followups
-from .slack.home_publisher import HomeLook, HomePublisher
-from .slack.outcomes import OutcomeRenderer
-from .slack.people import SignInLink, SlackPeople
-from .slack.secret_flows import SecretFlows, SlackSide
-from .slack.workers import WorkerPool
-from .ss.client import RelayCredentials, SecretServerClient
+from .slack.endpoint import SLACK_PATHS
+from .slack.followup_sender import FollowupSender
 from .store import db as store
 from .store.health import StorageHealth
-from .store.home_read import HomeReadModel
 from .store.local import ThreadLocalDb
-from .store.seen import SeenDeliveries
 from .web.app import MAX_BODY_BYTES, WebApp, json_response
-from .web.signin import SignInPages
+
+# Built in relay.parts, kept importable from here.
+__all__ = ["Relay", "build_ss_client", "build_interactions", "POLL_RETRY_SECONDS", "PEOPLE_RETRY_SECONDS"]
 
 log = logging.getLogger(__name__)
 
-POLL_RETRY_SECONDS = 30.0     # a poll may wait out a short SS hiccup before it is abandoned
-PEOPLE_RETRY_SECONDS = 5.0    # a person clicking or searching should hear back quickly
 # A relay whose heartbeat is older than 3 poll intervals (and at least this) has stopped: its
 # in-flight notifications are sent again by whoever runs next.
 MIN_HEARTBEAT_GRACE_SECONDS = 5.0
@@ -64,47 +54,7 @@ CHECKPOINT_SECONDS = 60.0     # the WAL is truncated this often (and whenever SQ
 STOP_GRACE_SECONDS = 3.5
 
 
-def build_ss_client(cfg: Config, *, retry_seconds: float = POLL_RETRY_SECONDS) -> SecretServerClient:
-    s = cfg.secret_server
-    return SecretServerClient(
-        s.base_url, credentials=RelayCredentials(s.username, s.password.value, s.domain),
-        timeout=float(s.timeout_seconds), verify=s.verify_tls, tz=ZoneInfo(s.timezone),
-        retry_seconds=retry_seconds, auth=s.auth)
-
-
-def build_interactions(cfg: Config, db: ThreadLocalDb, slack: SlackApi, people_ss: SecretServerClient,
-                       sessions: Sessions, secrets: Secrets, *, stop: threading.Event,
-                       wake_delivery: Callable[[], None]) -> Interactions:
-    """The Slack side: each part gets only the parts and settings it uses."""
-    workers = WorkerPool()
-    read = HomeReadModel(db)
-    people = SlackPeople(slack, sessions, read, match_by_email=cfg.users.match_by_email,
-                         email_cache_hours=cfg.users.email_cache_hours)
-    signin_url = SignInLink(cfg.http.public_url)
-    home = HomePublisher(read, people, sessions, secrets, slack, signin_url=signin_url, submit=workers.submit,
-                         stop=stop, look=HomeLook(secret_url=cfg.secret_url, request_url=cfg.request_url,
-                                                  more_url=cfg.secret_server.base_url,
-                                                  default_hours=cfg.approvals.default_duration_hours))
-    answers = Answers(slack, api_url=cfg.slack.api_url)
-    renderer = OutcomeRenderer(db, slack, answers, home, signin_url=signin_url, secret_url=cfg.secret_url,
-                               default_hours=cfg.approvals.default_duration_hours, wake_delivery=wake_delivery)
-    flows = SecretFlows(secrets, sessions, slack, cfg.secret_url,
-                        SlackSide(team=people.team, team_of=payloads.team_of, signin_url=signin_url,
-                                  submit=workers.submit, submit_fast=workers.submit_fast, dm=answers.dm))
-    actions = Actions(db, sessions, default_hours=cfg.approvals.default_duration_hours)
-    clicks = ClickController(db, actions, sessions, secrets, flows, renderer, home, workers, slack,
-                             api_url=cfg.slack.api_url, ask_reason=cfg.approvals.ask_reason,
-                             sensitive_folders=tuple(cfg.approvals.sensitive_folders))
-    seen = SeenDeliveries(db)
-    app = build_app(cfg.slack, clicks, seen, flows)
-    signin = SignInPages(sessions, people_ss, clicks.on_signed_in, slack_name=people.display_name)
-    socket = SocketMode(app, cfg.slack.app_token.value) if cfg.slack.mode == "socket" else None
-    return Interactions(sessions=sessions, secrets=secrets, signin=signin, home=home, workers=workers,
-                        seen=seen, clicks=clicks, endpoint=SlackEndpoint(app, cfg.slack.signing_secret.value),
-                        socket=socket)
-
-
-class Relay:
+class Relay(Observability):
     def __init__(self, cfg: Config, *, metrics: Metrics | None = None):
         self.cfg = cfg
         REDACTOR.add(cfg.secret_server.password.value, cfg.slack.bot_token.value,
@@ -143,15 +93,21 @@ class Relay:
                                  launchable=self.secrets.launchable,
                                  # approval messages owed from before this start wait for this
                                  # process's first good poll
-                                 hold_asks=lambda: self.poller.last_success is None)
-        self.delivery.storage = self.storage
+                                 hold_asks=lambda: self.poller.last_success is None,
+                                 storage=self.storage)
         policy = sync.Policy(reviewer_cards=cfg.slack.approver_messages == "dm",
                              notify_expiry=cfg.approvals.notify_expiry)
         self.poller = Poller(self.db, self.ss, policy=policy, catch_up_hours=cfg.poll.catch_up_hours,
-                             metrics=self.metrics)
-        self.poller.storage = self.storage
+                             metrics=self.metrics, storage=self.storage)
         self.poller.listeners.append(self._after_poll)
-        install_followups(self)   # confirmations, reminders, richer approval cards
+        # Follow-ups: confirmations, reminders, team-channel cards, richer approval cards
+        a = cfg.approvals
+        self.followups = Followups(FollowupPolicy(
+            confirm_to_requester=a.confirm_to_requester,
+            reminders=ReminderPolicy(after_minutes=float(a.remind_after_minutes)),
+            routes=tuple(cfg.channels)))
+        self.poller.on_diff.append(self.followups.on_poll)
+        FollowupSender(self.delivery, sensitive_folders=a.sensitive_folders).install()
         self.web = WebApp()
         self.web.route("GET", "/healthz", lambda env: json_response(200, {"status": "ok"}))
         # With http.admin_port set, /metrics and the detailed /readyz move to a second listener
@@ -177,7 +133,7 @@ class Relay:
         self.poller.listeners.append(self.interactions.home.after_poll)
         self._time_slack_acks()
         REDACTOR.add(cfg.nudge.token.value)     # POST /ss/nudge: poll now (only with [nudge] token)
-        self.nudger = nudge.install(self)
+        self.nudger = nudge.mount(self.web, cfg.nudge.token.value, self.tick, self.stop_event)
         self._scheduler: BackgroundScheduler | None = None
         self._threads: list[threading.Thread] = []
         self._server = None
@@ -374,68 +330,3 @@ class Relay:
         if result.added:
             self.delivery.wake.set()
         self._measure_outbox()
-
-    def _measure_outbox(self) -> None:
-        backlog = Outbox(self.db).backlog()
-        for state in ("pending", "sending", "sent", "dead", "superseded"):
-            self.metrics.outbox_depth.labels(state).set(backlog.get(state, 0))
-
-    # --- HTTP handlers ---------------------------------------------------------------------
-    def _time_slack_acks(self) -> None:
-        """Observe the ack latency of every Slack HTTP request (the 3-second budget)."""
-        for (method, path), handler in list(self.web.routes.items()):
-            if method == "POST" and path.startswith(("/slack/", "/api/v1/slack/")):
-                def timed(environ, handler=handler):
-                    started = time.perf_counter()
-                    try:
-                        return handler(environ)
-                    finally:
-                        self.metrics.ack_latency.observe(time.perf_counter() - started)
-                self.web.route(method, path, timed)
-
-    def readiness(self) -> tuple[bool, list[str]]:
-        problems = []
-        last = self.poller.last_success      # this process's, not a previous run's (in the DB)
-        limit = 3 * self.cfg.poll.interval_seconds
-        if last is None:
-            problems.append("no successful poll of Secret Server yet")
-        else:
-            age = (datetime.now(timezone.utc) - last).total_seconds()
-            if age > limit:
-                err = self._last_poll_error
-                problems.append(f"last successful poll was {age:.0f}s ago (limit {limit:g}s); {err}".strip("; "))
-        # A full or locked database, as the last writes found it (the heartbeat writes every 2 s).
-        if storage := self.storage.reason() or self._db_problem:
-            problems.append(storage)
-        _, ok, why = self._slack_ok
-        if not ok:
-            problems.append(f"Slack not reachable: {why}")
-        if problem := self.delivery.health_problem():
-            problems.append(problem)
-        return not problems, problems
-
-    def slack_reachable(self, max_age: float = 30.0) -> tuple[bool, str]:
-        at, ok, why = self._slack_ok
-        if time.monotonic() - at > max_age:
-            try:
-                self.slack.call("auth.test")
-                ok, why = True, ""
-            except Exception as exc:
-                ok, why = False, str(exc)
-            self._slack_ok = (time.monotonic(), ok, why)
-        return ok, why
-
-    def readyz(self, environ: dict):
-        ok, problems = self.readiness()
-        return json_response(200 if ok else 503, {"ready": ok, "problems": problems})
-
-    def readyz_public(self, environ: dict):
-        """The public answer when an admin listener exists: ready or not, without the causes."""
-        ok, _ = self.readiness()
-        return json_response(200 if ok else 503, {"ready": ok})
-
-    def metrics_page(self, environ: dict):
-        self._measure_outbox()
-        self.metrics.linked_users.set(self.db.execute("SELECT COUNT(*) FROM slack_links").fetchone()[0])
-        self.metrics.unmapped_reviewers.set(self.db.execute("SELECT COUNT(*) FROM unmapped_people").fetchone()[0])
-        return 200, [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], self.metrics.render()

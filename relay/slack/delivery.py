@@ -1,25 +1,14 @@
 """Delivery: drains the outbox into Slack, in order per (request, recipient), in one lane per
 Slack method, paced per method, with Retry-After, backoff and dead letters.
 
-Which Slack method carries an event depends on the message mode:
-- approval_requested: ephemeral -> chat.postEphemeral in the app DM; dm -> chat.postMessage (card kept)
-- canceled: the reviewer's card is rewritten when there is one, else a notice is posted
-- review_closed: the reviewer's card is rewritten (nothing when there is no card)
-- approved / denied / expired: chat.postMessage to the requester (persistent: they are waiting)
-
 Lanes: `run()` hands each due notification to the lane of the first Slack method it needs
 (users.lookupByEmail for someone not looked up yet, conversations.open for a DM channel not
 opened yet, else the method that carries it), one thread per lane, so a slow or rate-limited
 method never holds up the others. Order per (request, recipient) holds across lanes: the next
 row of a pair is not due until the one before it is finished (`Outbox.due`).
 
-Ambiguous answers: a post whose answer was lost (SlackOutcomeUnknown) may exist in Slack.
-Every chat.postMessage carries message metadata with the outbox key, and before such a row is
-posted again the conversation is searched for that key (conversations.history with
-include_all_metadata, from the first uncertain claim on: the DM, or a team channel; a reply in
-a channel card's thread with conversations.replies); when found, the row is recorded as
-sent. Ephemeral messages cannot be looked up: they are sent at most once on an ambiguous answer
-(README "Delivery guarantees").
+What a row becomes as Slack calls: relay.slack.sending; finding a post whose answer was
+lost: relay.slack.reconcile; health for /readyz: relay.slack.delivery_health.
 """
 
 from __future__ import annotations
@@ -27,45 +16,33 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Callable
 
-
 from ..errors import SlackError, SlackOutcomeUnknown, SlackPermanentError, SlackRateLimited, SlackStopping
-from ..followups import CHANNEL, CHANNEL_CARD, CHANNEL_CLOSED, is_channel_step
 from ..metrics import Metrics
-from ..model import request_from_dict
 from ..outbox import Notification, Outbox, backoff
 from ..reminders import Deferred
 from ..store.health import StorageHealth
 from ..store.handle import Store
 from .. import sync
-from . import blocks
 from .api import SlackApi
+from .delivery_health import DeliveryHealth
 from .directory import Directory, Unmapped
+from .reconcile import Reconciling
+from .sending import NO_CALL, Handler, Sending, metadata
+
+__all__ = ["Delivery", "metadata", "NO_CALL"]
 
 log = logging.getLogger(__name__)
 
-# Message metadata on every post: the outbox key, so a post whose answer was lost can be found.
-METADATA_EVENT_TYPE = "ssrelay_notification"
-# Look this much before the uncertain claim: the relay's and Slack's clocks may differ a little.
-RECONCILE_MARGIN = timedelta(seconds=60)
-RECONCILE_PAGE = 100          # messages per conversations.history page
-RECONCILE_MAX_PAGES = 5       # a DM holds few messages since the claim; past this, post again
 # After a lost answer, wait this long before looking: a slow Slack has finished by then.
 UNSURE_RETRY_SECONDS = 5.0
 # Lanes: at most this many notifications queued per lane; the dispatcher reads this many due
 # rows per batch.
 LANE_DEPTH = 32
 BATCH = 100
-NO_CALL = "none"              # rows that need no Slack call (no card to close)
 LOOKUP, OPEN = "users.lookupByEmail", "conversations.open"
-HEALTH_REFRESH_SECONDS = 2.0
-FOUND = "found in Slack after an unanswered call"
-
-
-def metadata(n: Notification) -> dict:
-    return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": n.key}}
 
 
 class _Lane:
@@ -75,14 +52,14 @@ class _Lane:
         self.thread = thread
 
 
-class Delivery:
+class Delivery(Sending, Reconciling, DeliveryHealth):
     def __init__(self, db: Store, api: SlackApi, directory: Directory, *,
                  mode: str, secret_url: Callable[[int], str], default_hours: float,
                  metrics: Metrics | None = None, owner: str | None = None,
                  request_url: Callable[[int, int], str] | None = None,
                  failing_limit: float = 300.0, pending_limit: float = 900.0,
                  launchable: Callable[[str, int], bool] | None = None,
-                 hold_asks: Callable[[], bool] | None = None):
+                 hold_asks: Callable[[], bool] | None = None, storage: StorageHealth | None = None):
         self.db = db
         self.outbox = Outbox(db, owner)
         self.api = api
@@ -103,13 +80,7 @@ class Delivery:
         self.hold_asks: Callable[[], bool] = hold_asks or (lambda: False)
         self.unsure_retry_seconds = UNSURE_RETRY_SECONDS
         # Health, kept in memory so readiness never touches the database.
-        self.failing_limit = failing_limit
-        self.pending_limit = pending_limit
-        self._health_lock = threading.Lock()
-        self._failing_since: datetime | None = None
-        self._last_error = ""
-        self._oldest_pending: datetime | None = None
-        self._health_at: datetime | None = None
+        self._init_health(failing_limit, pending_limit)
         # Lanes (run() only)
         self._lanes: dict[str, _Lane] = {}
         self._queued: set[int] = set()
@@ -119,20 +90,37 @@ class Delivery:
         self._open_dms: set[str] = set()    # Slack users whose app DM is known to be open
         self._queued_lock = threading.Lock()
         self._stop = threading.Event()
-        # Which events are held with the approval messages (relay.slack.followup_sender adds
-        # its confirmations, channel cards and reminders: all moot once the request is decided).
+        # Which events are held with the approval messages (`hold_with_asks`: the follow-ups'
+        # confirmations, channel cards and reminders are all moot once the request is decided).
         self.is_ask: Callable[[str], bool] = lambda event: event == sync.APPROVAL_REQUESTED
-        # Follow-ups beyond SS's own bot (relay.slack.followup_sender): senders per event kind
-        # (a name ending in "*": every event starting with the rest),
-        # the reminders' sender, and extra facts on approval cards.
-        self.handlers: dict[str, Callable[[Notification, str], tuple[str, str | None]]] = {}
-        self.reminder_handler: Callable[[Notification, str], tuple[str, str | None]] | None = None
+        # Follow-ups beyond SS's own bot, registered by the composition root (`register_sender`,
+        # `register_reminders`, `decorate_cards_with`): senders per event kind (a name ending
+        # in "*": every event starting with the rest), the reminders' sender, and extra facts
+        # on approval cards.
+        self.handlers: dict[str, Handler] = {}
+        self.reminder_handler: Handler | None = None
         self.decorate_card: Callable[[Notification, list], list] = lambda n, blks: blks
-        self.storage = StorageHealth()
+        self.storage = storage or StorageHealth()
         # What happened to a claimed row whose write could not be made (disk full, lock): kept
         # here and written before anything new is claimed, so a message Slack took is marked
         # sent instead of being sent again.
         self._unrecorded: dict[int, Callable[[], object]] = {}
+
+    # --- registration (by the composition root, before `run`) -------------------------------
+    def register_sender(self, event: str, handler: Handler) -> None:
+        """Send `event` rows with `handler` (a name ending in "*": every event starting with
+        the rest)."""
+        self.handlers[event] = handler
+
+    def register_reminders(self, handler: Handler) -> None:
+        self.reminder_handler = handler
+
+    def decorate_cards_with(self, decorate: Callable[[Notification, list], list]) -> None:
+        self.decorate_card = decorate
+
+    def hold_with_asks(self, is_ask: Callable[[str], bool]) -> None:
+        """Which events wait, like approval messages, until a poll has re-read SS."""
+        self.is_ask = is_ask
 
     def _record(self, n: Notification, write: Callable[[], object]) -> object:
         try:
@@ -242,17 +230,6 @@ class Delivery:
             self._open_dms.add(slack_user)
         return method
 
-    def _method_for(self, n: Notification) -> str:
-        if n.event == sync.APPROVAL_REQUESTED or n.event.startswith("reminder_"):
-            return "chat.postMessage" if self.mode == "dm" else "chat.postEphemeral"
-        if n.event in (sync.CANCELED_NOTICE, sync.REVIEW_CLOSED):
-            if self.outbox.card(n.request_id, n.recipient):
-                return "chat.update"
-            if n.event == sync.REVIEW_CLOSED:
-                return NO_CALL
-            return "chat.postMessage" if self.mode == "dm" else "chat.postEphemeral"
-        return "chat.postMessage"
-
     def _lane(self, name: str) -> _Lane:
         lane = self._lanes.get(name)
         if lane is None:
@@ -313,45 +290,6 @@ class Delivery:
         if nxt is None or self.hold_asks():     # held asks are due but must not spin the loop
             return idle
         return max(0.01, min(idle, (nxt - self.clock()).total_seconds()))
-
-    # --- health (read by /readyz from memory) ----------------------------------------------
-    def health_problem(self, now: datetime | None = None) -> str | None:
-        """Why delivery is unhealthy, or None: deliveries have failed (and none succeeded) for
-        longer than `failing_limit` seconds, or the oldest notification still owed is older
-        than `pending_limit` seconds. Reads only memory: never waits on the database."""
-        now = now or self.clock()
-        with self._health_lock:
-            failing, error, oldest = self._failing_since, self._last_error, self._oldest_pending
-        if failing is not None and (now - failing).total_seconds() > self.failing_limit:
-            return (f"Slack deliveries failing for {(now - failing).total_seconds():.0f}s "
-                    f"(limit {self.failing_limit:g}s): {error}")
-        if oldest is not None and (now - oldest).total_seconds() > self.pending_limit:
-            return (f"oldest pending notification is {(now - oldest).total_seconds():.0f}s old "
-                    f"(limit {self.pending_limit:g}s)")
-        return None
-
-    def refresh_health(self) -> None:
-        """Read the oldest pending notification's age (one index lookup) into memory."""
-        oldest = self.outbox.oldest_pending_at()
-        with self._health_lock:
-            self._oldest_pending = oldest
-            self._health_at = self.clock()
-
-    def _refresh_health_if_due(self) -> None:
-        at = self._health_at
-        if at is None or (self.clock() - at).total_seconds() >= HEALTH_REFRESH_SECONDS:
-            self.refresh_health()
-
-    def _note_success(self) -> None:
-        with self._health_lock:
-            self._failing_since = None
-            self._last_error = ""
-
-    def _note_failure(self, error: str) -> None:
-        with self._health_lock:
-            if self._failing_since is None:
-                self._failing_since = self.clock()
-            self._last_error = error
 
     # --- one notification ------------------------------------------------------------------
     def _deliver(self, n: Notification) -> None:
@@ -428,121 +366,3 @@ class Delivery:
         self.metrics.deliveries.labels(exc.method, result).inc()
         log.warning("Slack's answer was lost", extra={"event": n.event, "request_id": n.request_id,
                                                        "error": str(exc), "result": result})
-
-    def _already_posted(self, n: Notification, slack_user: str) -> str | None:
-        """For a row in doubt that would be posted with chat.postMessage: look for its key where
-        it would have gone since the uncertain claim (the DM, the team channel, or the channel
-        card's thread). Returns the note to record when it is there."""
-        if n.uncertain_since is None:
-            return None
-        oldest = (n.uncertain_since - RECONCILE_MARGIN).timestamp()
-        params: dict[str, Any] = {"oldest": f"{oldest:.6f}", "inclusive": True,
-                                  "limit": RECONCILE_PAGE, "include_all_metadata": True}
-        if n.recipient == CHANNEL:
-            if is_channel_step(n.event):   # chat.update: rewriting again is harmless
-                return None
-            if n.event == CHANNEL_CARD:
-                channel = str(n.payload.get("channel") or "")
-                found = self._find(n, "conversations.history", {"channel": channel, **params})
-                if found is None:
-                    return None
-                self.outbox.save_card(n.request_id, CHANNEL, channel, str(found["ts"]))
-                return FOUND
-            # A reply in the card's thread (a reminder, the closing reply): only replies are
-            # listed there, conversations.history shows the parent alone.
-            card = self.outbox.card(n.request_id, CHANNEL)
-            if card is None:
-                return None
-            found = self._find(n, "conversations.replies", {"channel": card[0], "ts": card[1], **params})
-            if found is None:
-                return None
-            if n.event == CHANNEL_CLOSED:   # the reply follows the card's rewrite: both are done
-                self.outbox.close_card(n.request_id, CHANNEL)
-            return FOUND
-        if self._method_for(n) != "chat.postMessage":
-            return None
-        channel = self.directory.dm_channel(slack_user)
-        found = self._find(n, "conversations.history", {"channel": channel, **params})
-        if found is None:
-            return None
-        if n.event == sync.APPROVAL_REQUESTED and self.mode == "dm":
-            self.outbox.save_card(n.request_id, n.recipient, channel, str(found["ts"]))
-        return FOUND
-
-    def _find(self, n: Notification, method: str, params: dict[str, Any]) -> dict | None:
-        """The message carrying `n`'s key among the pages `method` lists, else None."""
-        cursor: str | None = None
-        for _ in range(RECONCILE_MAX_PAGES):
-            try:
-                data = self.api.call(method, **params, **({"cursor": cursor} if cursor else {}))
-            except SlackPermanentError as exc:   # e.g. missing_scope: post again rather than drop it
-                log.warning("cannot look for a message whose answer was lost; posting it again",
-                            extra={"request_id": n.request_id, "error": exc.error})
-                return None
-            for m in data.get("messages") or []:
-                meta = m.get("metadata") or {}
-                if meta.get("event_type") == METADATA_EVENT_TYPE and \
-                        (meta.get("event_payload") or {}).get("key") == n.key:
-                    return dict(m)
-            cursor = ((data.get("response_metadata") or {}).get("next_cursor")) or None
-            if not data.get("has_more") or not cursor:
-                break
-        return None
-
-    def _send(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
-        req = request_from_dict(n.payload["request"])
-        ctx = n.payload
-        url = self.secret_url(req.secret_id)
-        handler = self.handlers.get(n.event) or (
-            self.reminder_handler if n.event.startswith("reminder_") else None) or next(
-            (h for name, h in self.handlers.items() if name.endswith("*") and n.event.startswith(name[:-1])), None)
-        if handler is not None:
-            return handler(n, slack_user)
-        if n.event == sync.APPROVAL_REQUESTED:
-            text, blks = blocks.approval_card(
-                req, ctx, secret_url=url, default_hours=self.default_hours,
-                request_url=self.request_url(req.id, req.secret_id) if self.request_url else "")
-            blks = self.decorate_card(n, blks)
-            if self.mode == "dm":
-                data = self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
-                try:
-                    self.outbox.save_card(req.id, n.recipient, data["channel"], data["ts"])
-                except Exception:   # the card is out: it is sent, though it cannot be edited later
-                    log.exception("card posted but not recorded", extra={"request_id": req.id})
-                    return "chat.postMessage", "card not recorded: later changes come as new messages"
-                return "chat.postMessage", None
-            channel = self.directory.dm_channel(slack_user)
-            self.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)
-            return "chat.postEphemeral", None
-        if n.event in (sync.CANCELED_NOTICE, sync.REVIEW_CLOSED):
-            card = self.outbox.card(req.id, n.recipient)
-            if card:
-                text, blks = blocks.closed_card(req, ctx, secret_url=url, default_hours=self.default_hours)
-                try:
-                    self.api.call("chat.update", channel=card[0], ts=card[1], text=text, blocks=blks)
-                except SlackPermanentError as exc:
-                    if exc.error != "message_not_found":
-                        raise
-                    return "chat.update", "card no longer exists in Slack"
-                self.outbox.close_card(req.id, n.recipient)
-                return "chat.update", None
-            if n.event == sync.REVIEW_CLOSED:
-                return "none", "no card to update"
-            text, blks = blocks.canceled_notice(req, ctx, secret_url=url)
-            if self.mode == "dm":
-                self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
-                return "chat.postMessage", None
-            channel = self.directory.dm_channel(slack_user)
-            self.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)
-            return "chat.postEphemeral", None
-        if n.event in (sync.APPROVED_NOTICE, sync.DENIED_NOTICE):
-            launch = n.event == sync.APPROVED_NOTICE and req.status == "Approved" and \
-                self.launchable(slack_user, req.secret_id)
-            text, blks = blocks.outcome_message(req, ctx, secret_url=url, default_hours=self.default_hours,
-                                                launch=launch)
-        elif n.event == sync.EXPIRED_NOTICE:
-            text, blks = blocks.expired_notice(req, ctx, secret_url=url)
-        else:
-            raise SlackPermanentError("none", f"unknown event {n.event!r}")
-        self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
-        return "chat.postMessage", None

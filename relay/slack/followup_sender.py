@@ -43,13 +43,15 @@ class FollowupSender:
         return self.delivery.clock
 
     def install(self) -> None:
-        self.delivery.decorate_card = self.decorate
-        self.delivery.handlers[REQUESTER_CONFIRMATION] = self.confirm
-        self.delivery.handlers[CHANNEL_CARD] = self.post_channel_card
-        self.delivery.handlers[CHANNEL_CLOSED] = self.close_channel_card
-        self.delivery.handlers[CHANNEL_STEP_PREFIX + "*"] = self.update_channel_card
-        self.delivery.reminder_handler = self.remind
-        self.delivery.is_ask = is_ask
+        """Register the follow-ups' senders with delivery (through its registration calls)."""
+        d = self.delivery
+        d.decorate_cards_with(self.decorate)
+        d.register_sender(REQUESTER_CONFIRMATION, self.confirm)
+        d.register_sender(CHANNEL_CARD, self.post_channel_card)
+        d.register_sender(CHANNEL_CLOSED, self.close_channel_card)
+        d.register_sender(CHANNEL_STEP_PREFIX + "*", self.update_channel_card)
+        d.register_reminders(self.remind)
+        d.hold_with_asks(is_ask)
 
     # -- approval cards ----------------------------------------------------------------------
     def decorate(self, n: Notification, blks: list) -> list:
@@ -191,19 +193,6 @@ def is_ask(event: str) -> bool:
 
 def handles(event: str) -> bool:
     return event == REQUESTER_CONFIRMATION or is_reminder(event)
-
-
-def install(relay) -> None:
-    """Wire the follow-ups into a Relay's poll and delivery (composition root hook)."""
-    from ..followups import FollowupPolicy, Followups
-    from ..reminders import ReminderPolicy
-    a = relay.cfg.approvals
-    relay.followups = Followups(FollowupPolicy(
-        confirm_to_requester=a.confirm_to_requester,
-        reminders=ReminderPolicy(after_minutes=float(a.remind_after_minutes)),
-        routes=tuple(relay.cfg.channels)))
-    relay.poller.on_diff.append(relay.followups.on_poll)
-    FollowupSender(relay.delivery, sensitive_folders=a.sensitive_folders).install()
 
 
 def is_channel_card(db, request_id: int, source: dict) -> bool:
