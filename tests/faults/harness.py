@@ -36,6 +36,9 @@ from .process import RelayProcess
 POLL_SECONDS = 1.0
 BUSY_TIMEOUT_SECONDS = 0.5
 HOLD_SECONDS = 4.0            # a request stays undecided at least this long (the relay sees it Pending)
+QUICK_SECONDS = 0.1           # a quick decision: approved or denied this soon after creation
+QUICK_SHARE = 0.2             # share of requests decided quickly
+SLOW_ANSWER_SECONDS = 2.0     # a slow Slack answer, well inside the relay's client timeout
 # Slack budgets the relay is configured with (calls a minute); the stand-in enforces them too,
 # so a burst past the pacing shows up as 429s and in the busiest second.
 BUDGETS = {"chat.postEphemeral": 300, "chat.postMessage": 300}
@@ -50,6 +53,7 @@ class Request:
     secret: str
     created: float
     fate: str                               # approved, denied, canceled, expired (approved, then over)
+    quick: bool = False                     # decided QUICK_SECONDS after creation, before any poll can settle
     decided: float | None = None            # when SS changed it from Pending
     outcome: str | None = None              # what SS says now: approved, denied, canceled, expired
     expired: float | None = None
@@ -84,7 +88,8 @@ class Run:
 class Workload:
     """Creates a request every `every` seconds (one secret each, so every message names its
     request) and decides each after HOLD_SECONDS or more: approve, deny, cancel, or approve and
-    later expire."""
+    later expire. A share (QUICK_SHARE) is approved or denied QUICK_SECONDS after creation: the
+    requester is owed the outcome, the reviewers are never to be asked."""
 
     FATES = (("approved", 0.35), ("denied", 0.2), ("canceled", 0.2), ("expired", 0.25))
 
@@ -149,10 +154,15 @@ class Workload:
                                   viewers=[sb[n].ss_id for n in ("rita", "alice", "bob")],
                                   requires_approval=True, approvers=[self._group])
         rid = sb.ss.create_request(secret, sb["rita"].ss_id, comment=f"harness {name}")
-        fate = rng.choices([f for f, _ in self.FATES], [w for _, w in self.FATES])[0]
-        req = Request(rid, name, time.monotonic(), fate)
+        quick = rng.random() < QUICK_SHARE
+        if quick:
+            fate = rng.choice(("approved", "denied"))
+        else:
+            fate = rng.choices([f for f, _ in self.FATES], [w for _, w in self.FATES])[0]
+        req = Request(rid, name, time.monotonic(), fate, quick=quick)
         self.run.requests[rid] = req
-        self._later(HOLD_SECONDS + rng.uniform(0, 3), lambda: self._decide(req))
+        delay = QUICK_SECONDS if quick else HOLD_SECONDS + rng.uniform(0, 3)
+        self._later(delay, lambda: self._decide(req))
 
     def _decide(self, req: Request) -> None:
         ss, sb = self.run.sandbox.ss, self.run.sandbox
@@ -259,6 +269,15 @@ def _slack(**kw) -> Callable[[Run], None]:
     return inject
 
 
+def _slack_posts(**kw) -> Callable[[Run], None]:
+    """A fault on the two posting methods only: every post in the window (DM, channel and
+    ephemeral) is served, then its answer is lost or late."""
+    def inject(run: Run) -> None:
+        for method in ("chat.postMessage", "chat.postEphemeral"):
+            run.sandbox.slack.fail(method, times=None, **kw)
+    return inject
+
+
 def _slack_clear(run: Run) -> None:
     run.sandbox.slack.clear_faults()
 
@@ -305,6 +324,8 @@ FAULTS: list[FaultKind] = [
     FaultKind("slack_429", _slack(status=429, retry_after=1), _slack_clear),
     FaultKind("slack_5xx", _slack(status=503), _slack_clear),
     FaultKind("slack_refused", _slack_refuse, _slack_accept),
+    FaultKind("slack_reset_after_accept", _slack_posts(reset_after_accept=True), _slack_clear),
+    FaultKind("slack_slow_answer", _slack_posts(answer_delay=SLOW_ANSWER_SECONDS), _slack_clear),
     FaultKind("slack_invalid_auth", _slack(error="invalid_auth"), _slack_clear, short=False),
     FaultKind("db_lock", _db_lock, _db_unlock),
     FaultKind("disk_full", _disk_full, _disk_free, needs_volume=True),
@@ -456,6 +477,10 @@ class Report:
     unpaced: list[str] = field(default_factory=list)       # a second with more calls than the budget
     unsure_not_repeated: list[str] = field(default_factory=list)   # ephemerals in doubt, by design not repeated
     cancels_without_ask: list[str] = field(default_factory=list)
+    quick: int = 0                                          # requests decided QUICK_SECONDS after creation
+    quick_told_once: int = 0                                # ... whose requester got the outcome exactly once
+    quick_seen_pending: int = 0                             # ... that a Pending listing caught in its 0.1 s
+    quick_asks: list[str] = field(default_factory=list)     # asks for one no listing saw Pending
     injected: Counter = field(default_factory=Counter)
     kills: int = 0
     max_term_seconds: float = 0.0
@@ -472,6 +497,7 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.lost and not self.false_notices and not self.stale_asks and not self.unpaced \
+            and not self.quick_asks and self.quick_told_once == self.quick \
             and self.duplicates_outside_window == 0 and self.max_term_seconds <= 5.0
 
     def table(self) -> str:
@@ -489,6 +515,10 @@ class Report:
             ("stale asks", len(self.stale_asks)),
             ("seconds over a Slack method's budget", len(self.unpaced)),
             ("cancel notices to reviewers never asked", len(self.cancels_without_ask)),
+            (f"quick decisions ({QUICK_SECONDS:g} s): requester told exactly once",
+             f"{self.quick_told_once} of {self.quick}"),
+            ("quick decisions asked to reviewers (no poll saw them Pending)", len(self.quick_asks)),
+            ("quick decisions a poll caught Pending (asks allowed)", self.quick_seen_pending),
             ("slowest SIGTERM to exit", f"{self.max_term_seconds:.2f} s"),
             ("run time", f"{self.elapsed:.0f} s"),
             ("relay RSS at the end", f"{self.rss_kib / 1024:.1f} MiB"),
@@ -505,7 +535,7 @@ class Report:
     def details(self) -> str:
         parts = []
         for name in ("lost", "unsure_not_repeated", "duplicates", "false_notices", "stale_asks", "unpaced",
-                     "cancels_without_ask"):
+                     "cancels_without_ask", "quick_asks"):
             items = getattr(self, name)
             if items:
                 parts.append(f"{name}: " + "; ".join(items[:20]))
@@ -616,6 +646,20 @@ def check(run: Run, calls, listings, *, elapsed: float, rss_kib: int,
         worst = max((sum(1 for t in times[i:i + 200] if t - s < 1.0) for i, s in enumerate(times)), default=0)
         if worst > per_minute / 60 + 1:
             rep.unpaced.append(f"{method}: {worst} calls in one second (budget {per_minute / 60:g}/s)")
+    # Quick decisions: the requester hears the outcome once; reviewers are asked only if a Pending
+    # listing was under way while the request was still Pending.
+    for r in run.requests.values():
+        if not r.quick or r.decided is None:
+            continue
+        rep.quick += 1
+        if got[(r.outcome or "", rita, r.secret)] == 1:
+            rep.quick_told_once += 1
+        if any(lst.at < r.decided and lst.done_at > r.created for lst in listings):
+            rep.quick_seen_pending += 1
+            continue
+        for v in reviewers:
+            if got[("ask", v, r.secret)]:
+                rep.quick_asks.append(f"{r.secret} to {v}")
     # Stale: an approval message sent after a poll had listed Pending without the decided request.
     for (kind, user, secret), at in first_at.items():
         asked = by_secret.get(secret)
