@@ -8,38 +8,8 @@ methods, same JSON shapes, same error strings, same HTTP statuses (200 with
 
 Facts come from Slack's published documentation: the Web API method pages
 (https://docs.slack.dev/reference/methods, also as JSON in slack-ruby/slack-api-ref),
-Block Kit (https://docs.slack.dev/reference/block-kit) and response URLs
-(https://docs.slack.dev/interactivity/handling-user-interaction). A ``§N`` in a
-comment is the section of the maintainers' Slack notes a fact was copied from;
-the fact itself is on the pages above.
-Where Slack's behaviour is not documented, the choice is named ``[U]`` in a
-comment.
-
-Usage::
-
-    with SlackStandIn() as slack:
-        slack.add_user("U0ALICE", email="alice@example.com", real_name="Alice")
-        client = WebClient(token=slack.bot_token, base_url=slack.api_url)
-        client.chat_postMessage(channel="U0ALICE", text="hi")
-        slack.wait_for("chat.postMessage")
-        assert slack.messages("U0ALICE")[0]["text"] == "hi"
-
-Everything is guarded by one lock; test threads and the server's request
-threads may call any method at any time. Tokens are never logged or recorded.
-""""""A loopback stand-in for Slack's Web API, spoken over real HTTP.
-
-The relay's real clients (``slack_sdk.WebClient(base_url=standin.api_url)``,
-``slack_sdk.webhook.WebhookClient(response_url)``, the Socket Mode client via
-``apps.connections.open``) talk to it exactly as they talk to Slack: same
-methods, same JSON shapes, same error strings, same HTTP statuses (200 with
-``ok: false`` for API errors, 429 + ``Retry-After`` for rate limits).
-
-Facts come from Slack's published documentation: the Web API method pages
-(https://docs.slack.dev/reference/methods, also as JSON in slack-ruby/slack-api-ref),
-Block Kit (https://docs.slack.dev/reference/block-kit) and response URLs
-(https://docs.slack.dev/interactivity/handling-user-interaction). A ``§N`` in a
-comment is the section of the maintainers' Slack notes a fact was copied from;
-the fact itself is on the pages above.
+Block Kit (https://docs.slack.dev/reference/block-kit/blocks) and response URLs
+(https://docs.slack.dev/interactivity/handling-user-interaction).
 Where Slack's behaviour is not documented, the choice is named ``[U]`` in a
 comment.
 

@@ -20,7 +20,7 @@ from .limits import (
 
 
 def _validate_blocks(blocks: Any, max_blocks: int, pointer: str, error: str = "invalid_blocks") -> None:
-    """Block Kit limits of reference §9; raises ``error`` with Slack-style messages."""
+    """Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks); raises ``error`` with Slack-style messages."""
     if not isinstance(blocks, list):
         raise _err("invalid_blocks_format" if error == "invalid_blocks" else error, "must be an array", f"/{pointer}")
     if len(blocks) > max_blocks:

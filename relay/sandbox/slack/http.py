@@ -6,10 +6,10 @@ import json
 import logging
 import socket
 import struct
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..loopback import LoopbackHandler
 from .faults import DropConnection
 
 if TYPE_CHECKING:
@@ -19,10 +19,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     standin: SlackStandIn
     server_version = "SlackStandIn/1"
-    protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         # request lines carry no token (tokens travel in headers/bodies), but stay quiet anyway
@@ -33,10 +32,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._route()
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
 
     def _route(self) -> None:
         parts = urlsplit(self.path)
@@ -96,14 +91,5 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _send(self, status: int, payload: bytes, ctype: str, headers: dict) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("x-oauth-scopes", ",".join(self.standin.scopes))
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
-            self.close_connection = True
+        # every Web API answer names the token's scopes, as Slack's do
+        self._write_answer(status, payload, ctype, {"x-oauth-scopes": ",".join(self.standin.scopes), **headers})

@@ -1,6 +1,8 @@
 """Slack's documented limits, the sandbox workspace's identities and each method's bot scope."""
 
-# Limits (reference §3, §4, §9).
+# Limits from Slack's method pages (https://docs.slack.dev/reference/methods/chat.postMessage, views.open ...),
+# Block Kit (https://docs.slack.dev/reference/block-kit/blocks) and response URLs / triggers
+# (https://docs.slack.dev/interactivity/handling-user-interaction).
 TEXT_TRUNCATE_AT = 40_000  # chat.postMessage: longer text is truncated, warning message_truncated
 MESSAGE_MAX_BLOCKS = 50
 VIEW_MAX_BLOCKS = 100
@@ -27,7 +29,7 @@ BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
 APP_ID = "A0SANDBOX"
 
-# Bot-token scope each method needs (reference §5 table). Methods not listed need none.
+# Bot-token scope each method needs (the method's page, https://docs.slack.dev/reference/methods/<method>). Methods not listed need none.
 METHOD_SCOPES = {
     "chat.postMessage": "chat:write",
     "chat.postEphemeral": "chat:write",

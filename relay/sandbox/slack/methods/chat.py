@@ -124,7 +124,7 @@ def _chat_update(s: SlackStandIn, args: dict) -> dict:
     text, blocks, warnings = _message_content(args, required=False)
     if "text" in args or "blocks" in args:
         msg["text"] = text
-        msg["blocks"] = blocks  # omitting blocks while giving text drops them [U reference §3]
+        msg["blocks"] = blocks  # omitting blocks while giving text drops them [U]
     msg["edited"] = {"user": BOT_USER_ID, "ts": s._new_ts()}
     return _with_warnings(
         {"channel": channel, "ts": msg["ts"], "text": msg["text"], "message": copy.deepcopy(msg)}, warnings
