@@ -21,10 +21,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
+from relay.sandbox.loopback import LoopbackHandler
 from relay.sandbox.ss_world import ACCESS_DENIED, ApiError, World, now
 
 log = logging.getLogger(__name__)
@@ -319,9 +320,8 @@ class SecretServerStandIn:
                                                                     or c.method == method)]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     standin: SecretServerStandIn
-    protocol_version = "HTTP/1.1"
     server_version = "Microsoft-IIS/10.0"
     sys_version = ""
 
@@ -355,8 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._call = None
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._read_body()
         path = parts.path
         if not path.lower().startswith(PREFIX.lower()):
             if ss.platform and path in _PLATFORM_PATHS:
@@ -506,17 +505,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_raw(self, status: int, data: bytes, ctype: str, headers: dict | None = None) -> None:
         if self._call is not None:        # before the client can see the answer
             self.standin._set_status(self._call, status)
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):   # client gave up (timeout test)
-            self.close_connection = True
+        self._write_answer(status, data, ctype, headers)
 
 
 def _server_error(message: str) -> dict:

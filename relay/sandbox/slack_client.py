@@ -2,7 +2,8 @@
 (signed `block_actions` clicks, `app_home_opened` events), and a person's walk through the
 relay's real sign-in page. Used by `ssrelay demo --preview` and the tests.
 
-Payload shapes follow reference/slack-platform.md §2 (the same shapes as tests/slack_payloads.py).
+Payload shapes follow Slack's interaction payloads
+(https://docs.slack.dev/reference/interaction-payloads) (the same shapes as tests/slack_payloads.py).
 Everything goes over real HTTP to the relay's `POST /slack/events`, signed with
 `SignatureVerifier(signing_secret).generate_signature`, exactly as Slack signs.
 """

@@ -2,7 +2,7 @@
 
 A minimal RFC 6455 server (stdlib sockets and threads): text frames, masked
 client frames, ping/pong, close. It speaks Slack's Socket Mode protocol
-(reference §6): ``hello`` on connect, envelopes ``{envelope_id, type, payload,
+(https://docs.slack.dev/apis/events-api/using-socket-mode): ``hello`` on connect, envelopes ``{envelope_id, type, payload,
 accepts_response_payload, retry_attempt, retry_reason}``, acks
 ``{"envelope_id": ..., "payload": {...}}``, and ``disconnect`` messages after
 which the client must fetch a new URL through ``apps.connections.open``.

@@ -4,7 +4,8 @@ requests and tokens, with SS's rules (visibility, who may review, status machine
 No HTTP here: `relay.sandbox.secret_server` routes requests to the `api_*` methods, which
 return JSON-ready data or raise `ApiError(status, body)`. Every method takes the world lock.
 
-Stand-in assumptions (not confirmed against a real SS; see shared/reference/secret-server-api.md):
+Stand-in assumptions (not confirmed against a real SS; see
+Delinea's REST API reference at docs.delinea.com and github.com/DelineaXPM/python-tss-sdk):
 - A requester reviewing their own request gets 400 `{"message": "You cannot review this
   request."}` (no errorCode); a caller who cannot see the request gets 400 API_AccessDenied.
 - A request that is no longer Pending answers a PUT with 400
