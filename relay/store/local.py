@@ -30,7 +30,7 @@ class ThreadLocalDb:
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._all: list[sqlite_utils.Database] = []
+        self._all: list[tuple[threading.Thread, sqlite_utils.Database]] = []
         self._lock = threading.Lock()
 
     def get(self) -> sqlite_utils.Database:
@@ -39,7 +39,7 @@ class ThreadLocalDb:
             db = store.open_db(self.path, busy_timeout=self.busy_timeout)
             self._local.db = db
             with self._lock:
-                self._all.append(db)
+                self._all.append((threading.current_thread(), db))
         return db
 
     # The two calls of `store.handle.Store`, typed; anything else reaches this thread's
@@ -54,12 +54,18 @@ class ThreadLocalDb:
         return getattr(self.get(), name)
 
     def close(self) -> None:
-        """Close every thread's connection; a later use opens a new one."""
+        """Close this thread's connection and those of threads that have ended; a later use
+        opens a new one. A connection of a thread still running is only forgotten, never
+        closed from here: that thread may be inside a statement on it (closing a connection
+        under a running statement can crash the interpreter), and it is closed when its
+        thread lets go of it."""
+        me = threading.current_thread()
         with self._lock:
             dbs, self._all = self._all, []
             self._local = threading.local()
-        for db in dbs:
-            try:
-                db.conn.close()
-            except Exception:   # closing from another thread can fail; the process is stopping
-                pass
+        for owner, db in dbs:
+            if owner is me or not owner.is_alive():
+                try:
+                    db.conn.close()
+                except sqlite3.Error:
+                    pass

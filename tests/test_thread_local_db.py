@@ -1,0 +1,63 @@
+"""One SQLite connection per thread: closing the handle (as a stopping relay does) neither waits
+for nor pulls a connection out from under a thread that is still inside a statement on it."""
+
+from __future__ import annotations
+
+import threading
+
+from relay.store.local import ThreadLocalDb
+
+
+def test_close_leaves_a_running_statement_of_another_thread_alone(tmp_path):
+    db = ThreadLocalDb(tmp_path / "relay.db")
+    db.execute("CREATE TABLE t (x INTEGER)")
+    inside, release = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def hold() -> int:
+        inside.set()
+        release.wait(10)
+        return 1
+
+    def worker() -> None:
+        conn = db.get().conn
+        conn.create_function("hold", 0, hold)
+        try:
+            outcome["first"] = conn.execute("SELECT hold()").fetchone()[0]
+            db.execute("INSERT INTO t VALUES (2)")          # a fresh connection after close()
+            outcome["after"] = db.execute("SELECT count(*) FROM t").fetchone()[0]
+        except Exception as e:   # what the test reports, not what it expects
+            outcome["error"] = repr(e)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert inside.wait(10)
+    # The worker is inside SELECT hold() on its connection: close() must neither wait for it
+    # (a stopping relay has a grace period) nor close that connection under it.
+    closer = threading.Thread(target=db.close)
+    closer.start()
+    closer.join(5)
+    closed_while_running = not closer.is_alive()
+    release.set()
+    closer.join(10)
+    assert closed_while_running, "close() waited for another thread's statement"
+    t.join(10)
+    assert outcome == {"first": 1, "after": 1}
+
+
+def test_close_closes_the_callers_and_finished_threads_connections(tmp_path):
+    db = ThreadLocalDb(tmp_path / "relay.db")
+    mine = db.get().conn
+    theirs: list = []
+    t = threading.Thread(target=lambda: theirs.append(db.get().conn))
+    t.start()
+    t.join(10)
+    db.close()
+    for conn in (mine, theirs[0]):
+        try:
+            conn.execute("SELECT 1")
+        except Exception as e:
+            assert "closed" in str(e)
+        else:
+            raise AssertionError("a connection was left open")
+    assert db.execute("SELECT 1").fetchone()[0] == 1      # a later use opens a new one
