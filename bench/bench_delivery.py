@@ -11,8 +11,12 @@ times `--speed` (x60 by default, so a minute of Slack traffic takes a second). T
 Reported per mode: messages, achieved rate of the carrying method as % of its configured
 budget (the baseline, measured in the same run as the span between the first and the last
 accepted call), and the number of 429 answers. Targets: >= 97% and 0 x 429.
+`--baseline` also runs each mode with the pacer's previous spacing rule (bench/_legacy_pacer.py:
+next call one interval after the previous answer minus the shortest recent round trip), in the
+same run, and reports both.
 
 Run: python bench/bench_delivery.py [--speed 60] [--seconds 6] [--modes ephemeral,dm,first_contact]
+[--baseline]
 (`--speed 1 --seconds 60`: a minute per mode at Slack's real rates.)
 """
 
@@ -33,7 +37,7 @@ PACED = ("chat.postMessage", "chat.postEphemeral", "chat.update", "conversations
          "conversations.history", "views.publish")
 
 
-def run_mode(mode: str, seconds: float, speed: float) -> dict:
+def run_mode(mode: str, seconds: float, speed: float, legacy: bool = False) -> dict:
     sb = scenario.start()
     try:
         rates = {m: DEFAULT_RATES.get(m, 50) * speed for m in PACED}
@@ -59,10 +63,12 @@ def run_mode(mode: str, seconds: float, speed: float) -> dict:
                                               SLACK_APPROVER_MESSAGES="dm" if mode == "dm" else "ephemeral",
                                               POLL_INTERVAL_SECONDS="30")}
             env.pop("SSRELAY_CONFIG", None)
-            proc = subprocess.Popen([sys.executable, "-m", "relay", "--log-format", "text", "run"], env=env,
+            launcher = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "_legacy_pacer.py")] if legacy \
+                else ["-m", "relay"]
+            proc = subprocess.Popen([sys.executable, *launcher, "--log-format", "text", "run"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=d)
             try:
-                sb.slack.wait_for(method, predicate=lambda c: c.ok, count=owed,
+                sb.slack.wait_for(method, predicate=lambda c: c.ok is True, count=owed,
                                   timeout=owed / rates[method] * 60 * 3 + 60)
             finally:
                 proc.send_signal(signal.SIGKILL)
@@ -71,8 +77,9 @@ def run_mode(mode: str, seconds: float, speed: float) -> dict:
         span = ok[-1].at - ok[0].at
         budget = rates[method] / 60
         achieved = (len(ok) - 1) / span if span > 0 else float("inf")
-        out = {
+        out: dict[str, object] = {
             "mode": mode,
+            "pacer": "baseline" if legacy else "new",
             "messages": len(ok),
             "method": method,
             "budget_per_s": round(budget, 2),
@@ -99,9 +106,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6.0, help="budget-seconds of messages per mode")
     ap.add_argument("--speed", type=float, default=60)
     ap.add_argument("--modes", default="ephemeral,dm,first_contact")
+    ap.add_argument("--baseline", action="store_true", help="also run each mode with the previous pacer")
     args = ap.parse_args()
-    results = [run_mode(m, args.seconds, args.speed) for m in args.modes.split(",")]
-    ok = all(r["percent_of_budget"] >= 97 and r["answered_429"] == 0 for r in results)
+    results = []
+    for m in args.modes.split(","):
+        if args.baseline:
+            results.append(run_mode(m, args.seconds, args.speed, legacy=True))
+        results.append(run_mode(m, args.seconds, args.speed))
+    ok = all(r["percent_of_budget"] >= 97 and r["answered_429"] == 0 for r in results if r["pacer"] == "new")
     print(json.dumps({"speed": args.speed, "seconds_per_mode": args.seconds, "results": results,
                       "meets_targets": ok}, indent=2))
     return 0 if ok else 1

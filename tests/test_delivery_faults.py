@@ -165,6 +165,23 @@ def test_pacing_spaces_calls_from_when_each_actually_left():
     assert pacer.wait("chat.update") == before
 
 
+def test_pacing_never_lets_a_one_token_bucket_see_two_calls_closer_than_the_interval():
+    # Slack takes each call's token somewhere between when it left and when its answer came
+    # back. Every trip takes 0.1 s; most split it evenly, then one spends all of it going
+    # there and the next none: its token is taken right as it leaves.
+    fake = FakeTime()
+    pacer = Pacer({"chat.postMessage": 60}, clock=fake, stop=fake)    # type: ignore[arg-type]
+    taken = []
+    for there in [0.05] * 6 + [0.1, 0.0, 0.1, 0.0]:
+        sent = pacer.wait("chat.postMessage")
+        assert sent is not None
+        taken.append(sent + there)
+        fake.now = sent + 0.1
+        pacer.answered("chat.postMessage", sent)
+    gaps = [b - a for a, b in itertools.pairwise(taken)]
+    assert min(gaps) >= 60 / 60, gaps                  # a one-token bucket at 60/min never says 429
+
+
 def test_a_429_holds_the_method_back_for_retry_after():
     fake = FakeTime()
     pacer = Pacer({"chat.postMessage": 60}, clock=fake, stop=fake)    # type: ignore[arg-type]

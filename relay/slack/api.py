@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from http.client import HTTPException
 from typing import Any
@@ -61,21 +60,21 @@ PERMANENT_ERRORS = frozenset({
 # an expired token or a Slack incident is fixed by time or by the operator, not by dropping mail.
 
 
-# Pace a little under each budget: the server's bucket refills at the budget rate, and two
-# calls that leave HEADROOM apart reach it at least one refill apart despite a little jitter
-# in how long each takes to get there.
+# Pace a little under each budget: the server's bucket refills at the budget rate on its own
+# clock, and a token taken exactly one refill after the last is a rounding error from a 429.
 HEADROOM = 0.99
-RTT_WINDOW = 16
 
 
 class Pacer:
     """One token bucket per method, refilled at HEADROOM x its rate, holding one token.
 
-    Each method's calls are spaced from when the previous one can at the latest have reached
-    Slack (see `answered`), not from the slot it was booked for: a thread that wakes late or a
-    call that travels slowly does not make the next call early (a bucket anchored on booked
-    slots would let it catch up and burst past Slack's budget). One call per method is in
-    flight at a time, whichever lane makes it; other methods are never held up. A 429 holds
+    Each method's calls are spaced from when the previous one's answer came back (see
+    `answered`), not from the slot it was booked for: a thread that wakes late or a call that
+    travels slowly does not make the next call early (a bucket anchored on booked slots would
+    let it catch up and burst past Slack's budget, and one anchored on a guess of when Slack
+    took the token is beaten by a trip slower than the guess). One call per method is in
+    flight at a time, whichever lane makes it (with two, neither's answer would bound when
+    Slack took the other's token); other methods are never held up. A 429 holds
     the method back for Retry-After."""
 
     def __init__(self, rates: dict[str, float] | None = None, *,
@@ -87,7 +86,6 @@ class Pacer:
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
         self._method_locks: dict[str, threading.Lock] = {}
-        self._rtts: dict[str, deque[float]] = {}   # recent round trips per method
         self._stop = stop or threading.Event()
 
     def interval(self, method: str) -> float:
@@ -122,16 +120,14 @@ class Pacer:
 
     def answered(self, method: str, sent_at: float) -> None:
         """The call that left at `sent_at` has its answer (or failed). Slack took its token
-        somewhere in between; assume the latest moment the quickest recent answer allows (now
-        minus the shortest of the last RTT_WINDOW round trips), so a call that reached Slack
-        late never lets the next one arrive closer than the interval."""
+        somewhere between `sent_at` and now; the next call leaves at least one interval after
+        now, so it reaches Slack one interval after the token was taken however the two trips
+        were split between going there and coming back (a one-token bucket never says 429)."""
         if method in UNPACED:
             return
         now = self._clock()
         with self._lock:
-            recent = self._rtts.setdefault(method, deque(maxlen=RTT_WINDOW))
-            recent.append(now - sent_at)
-            self._next[method] = max(self._next.get(method, 0.0), now - min(recent) + self.interval(method))
+            self._next[method] = max(self._next.get(method, 0.0), now + self.interval(method))
         self._method_lock(method).release()
 
     def hold(self, method: str, seconds: float) -> None:
