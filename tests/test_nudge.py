@@ -4,14 +4,13 @@ server (waitress) with `requests`, against the Secret Server and Slack stand-ins
 
 from __future__ import annotations
 
-import threading
 
 import pytest
 import requests
+from nudged import start_hourly_relay
 from waiting import wait_until
 
 from relay.nudge import bearer_matches
-from relay.runtime import Relay
 
 TOKEN = "nudge-0123456789abcdef"
 LISTING = r"/api/v1/secret-access-requests$"
@@ -24,15 +23,7 @@ def pending_listings(sb) -> int:
 @pytest.fixture
 def relay(sandbox, tmp_path):
     """A running relay whose schedule would not poll again for an hour after its first poll."""
-    r = Relay(sandbox.config(str(tmp_path / "nudge.db"), POLL_INTERVAL_SECONDS="3600", NUDGE_TOKEN=TOKEN))
-    polled = threading.Event()
-
-    def on_poll(result) -> None:
-        if result.ok:
-            polled.set()
-    r.poller.listeners.append(on_poll)
-    r.start()
-    assert polled.wait(10), "first scheduled poll"
+    r = start_hourly_relay(sandbox, str(tmp_path / "nudge.db"), TOKEN)
     yield r
     r.stop()
 

@@ -7,13 +7,13 @@ SS's REST API (requests), as people would in SS's web UI."""
 from __future__ import annotations
 
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from relay.runtime import Relay
+from nudged import start_hourly_relay
+
 from relay.sandbox.pipeline import NudgePipeline, Trigger
 from relay.sandbox.scenario import RELAY_USERNAME
 
@@ -25,15 +25,7 @@ QUICK = 10.0        # "well before the poll interval" (an hour here)
 @pytest.fixture
 def relay(sandbox, tmp_path):
     """A running relay whose schedule would not poll again for an hour after its first poll."""
-    r = Relay(sandbox.config(str(tmp_path / "pipeline.db"), POLL_INTERVAL_SECONDS="3600", NUDGE_TOKEN=TOKEN))
-    polled = threading.Event()
-
-    def on_poll(result) -> None:
-        if result.ok:
-            polled.set()
-    r.poller.listeners.append(on_poll)
-    r.start()
-    assert polled.wait(10), "first scheduled poll"
+    r = start_hourly_relay(sandbox, str(tmp_path / "pipeline.db"), TOKEN)
     yield r
     r.stop()
 
