@@ -15,14 +15,21 @@ accepted call), and the number of 429 answers. Targets: >= 97% and 0 x 429.
 next call one interval after the previous answer minus the shortest recent round trip), in the
 same run, and reports both.
 
+`--jitter` also measures what a pacer that spaces calls from when they *leave* would face: a
+probe process sends chat.postEphemeral through WebClient at 97% of the budget, open loop, and
+the report gives the gaps between the calls' arrivals at the stand-in (a gap under the interval
+is a 429 from a one-token bucket) and the round trips, hence the ceiling of a pacer that waits
+for each answer: interval / (interval + median round trip).
+
 Run: python bench/bench_delivery.py [--speed 60] [--seconds 6] [--modes ephemeral,dm,first_contact]
-[--baseline]
+[--baseline] [--jitter]
 (`--speed 1 --seconds 60`: a minute per mode at Slack's real rates.)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -31,7 +38,7 @@ import sys
 import tempfile
 
 from relay.sandbox import scenario
-from relay.slack.api import DEFAULT_RATES
+from relay.slack.api import DEFAULT_RATES, make_client
 
 PACED = ("chat.postMessage", "chat.postEphemeral", "chat.update", "conversations.open", "users.lookupByEmail",
          "conversations.history", "views.publish")
@@ -101,21 +108,61 @@ def run_mode(mode: str, seconds: float, speed: float, legacy: bool = False) -> d
         sb.stop()
 
 
+def probe_jitter(seconds: float, speed: float) -> dict:
+    """Open-loop calls at 97% of chat.postEphemeral's budget; see the module's docstring."""
+    sb = scenario.start()
+    try:
+        rate = DEFAULT_RATES["chat.postEphemeral"] * speed
+        interval = 60.0 / rate
+        count = max(30, round(rate / 60 * seconds))
+        alice = sb["alice"].slack_id
+        channel = make_client(sb.slack.api_url, sb.slack.bot_token).conversations_open(users=alice)["channel"]["id"]
+        probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_open_loop_probe.py")
+        out = subprocess.run([sys.executable, probe, sb.slack.api_url, sb.slack.bot_token, channel, alice,
+                              str(interval / 0.97), str(count)], capture_output=True, text=True, check=True,
+                             timeout=count * interval * 3 + 60)
+        trips = json.loads(out.stdout)["trips"]
+        arrivals = [c.at for c in sb.slack.calls_to("chat.postEphemeral")]
+        gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+        left = sorted(b[0] - a[0] for a, b in itertools.pairwise(trips))
+        rtts = sorted(b - a for a, b in trips)
+
+        def pct(xs: list[float], p: float) -> float:
+            return round(1000 * xs[min(len(xs) - 1, int(p * len(xs)))], 3)
+        return {
+            "speed": speed, "calls": len(arrivals), "interval_ms": round(1000 * interval, 3),
+            "spacing_ms": round(1000 * interval / 0.97, 3),
+            "departure_gap_ms_min": pct(left, 0),
+            "arrival_gap_ms": {"min": pct(gaps, 0), "p1": pct(gaps, 0.01), "p50": pct(gaps, 0.5),
+                               "p99": pct(gaps, 0.99)},
+            "arrival_gaps_under_interval": sum(g < interval for g in gaps),
+            "round_trip_ms": {"min": pct(rtts, 0), "p50": pct(rtts, 0.5), "p99": pct(rtts, 0.99)},
+            "answer_paced_ceiling_percent": round(100 * interval / (interval + rtts[len(rtts) // 2]), 1),
+        }
+    finally:
+        sb.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=6.0, help="budget-seconds of messages per mode")
     ap.add_argument("--speed", type=float, default=60)
     ap.add_argument("--modes", default="ephemeral,dm,first_contact")
     ap.add_argument("--baseline", action="store_true", help="also run each mode with the previous pacer")
+    ap.add_argument("--jitter", action="store_true", help="also probe what an open-loop pacer would face")
     args = ap.parse_args()
     results = []
+    jitter = probe_jitter(args.seconds, args.speed) if args.jitter else None
     for m in args.modes.split(","):
         if args.baseline:
             results.append(run_mode(m, args.seconds, args.speed, legacy=True))
         results.append(run_mode(m, args.seconds, args.speed))
     ok = all(r["percent_of_budget"] >= 97 and r["answered_429"] == 0 for r in results if r["pacer"] == "new")
-    print(json.dumps({"speed": args.speed, "seconds_per_mode": args.seconds, "results": results,
-                      "meets_targets": ok}, indent=2))
+    report: dict[str, object] = {"speed": args.speed, "seconds_per_mode": args.seconds, "results": results,
+                                 "meets_targets": ok}
+    if jitter is not None:
+        report["open_loop_probe"] = jitter
+    print(json.dumps(report, indent=2))
     return 0 if ok else 1
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -42,14 +43,18 @@ UNSURE_RETRY_SECONDS = 5.0
 # rows per batch.
 LANE_DEPTH = 32
 BATCH = 100
+# Threads per lane: while one waits for Slack's answer, the next claims and renders its row,
+# so the lane's own database work never stretches the spacing the pacer keeps. The pacer still
+# lets one call per method be in flight at a time.
+LANE_THREADS = 2
 LOOKUP, OPEN = "users.lookupByEmail", "conversations.open"
 
 
 class _Lane:
-    def __init__(self, name: str, thread: threading.Thread):
+    def __init__(self, name: str):
         self.name = name
         self.queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
-        self.thread = thread
+        self.threads: list[threading.Thread] = []
 
 
 class Delivery(Sending, Reconciling, DeliveryHealth):
@@ -233,12 +238,13 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
     def _lane(self, name: str) -> _Lane:
         lane = self._lanes.get(name)
         if lane is None:
-            thread = threading.Thread(target=lambda: self._work(lane_ref[0]), name=f"ssrelay-lane-{name}",
-                                      daemon=True)
-            lane = _Lane(name, thread)
-            lane_ref = [lane]
+            lane = _Lane(name)
             self._lanes[name] = lane
-            thread.start()
+            for i in range(LANE_THREADS):
+                thread = threading.Thread(target=self._work, args=(lane,), name=f"ssrelay-lane-{name}-{i}",
+                                          daemon=True)
+                lane.threads.append(thread)
+                thread.start()
         return lane
 
     def _work(self, lane: _Lane) -> None:
@@ -281,9 +287,12 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
     def _stop_lanes(self, timeout: float = 3.0) -> None:
         lanes, self._lanes = self._lanes, {}
         for lane in lanes.values():
-            lane.queue.put(None)
+            for _ in lane.threads:
+                lane.queue.put(None)
+        deadline = time.monotonic() + timeout     # one deadline for all: a stop stays bounded
         for lane in lanes.values():
-            lane.thread.join(timeout)
+            for thread in lane.threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _idle_wait(self, idle: float) -> float:
         nxt = self.outbox.next_due_at()
