@@ -81,3 +81,21 @@ def test_a_malformed_envelope_over_socket_mode_is_acked_and_nothing_breaks(sandb
         logging.getLogger().removeHandler(caught)
     assert caught.records == []
     assert len(sb.ss.calls_to("/api/v1/secret-access-requests$", "PUT")) == 1
+
+
+def test_an_envelope_no_listener_handles_is_acked_over_socket_mode(sandbox, make_relay, socket_mode):
+    # An event the app does not listen to, and a click on a button that is not the relay's:
+    # Slack gets its ack (it would redeliver the event, and show the person an error), as
+    # the HTTP endpoint acks them, and nothing is done.
+    sb, sm = sandbox, socket_mode
+    rid = sb.ss.create_request(sb.secrets["prod-db"], sb["rita"].ss_id, comment="one")
+    start_relay(make_relay, sb, SLACK_MODE="socket")
+    sm.wait_for_connection()
+    event = home_opened(sb, "bob")
+    event["event"] = {"type": "app_mention", "user": sb["bob"].slack_id, "text": "<@U0BOT> hi",
+                      "channel": "C0DBTEAM", "ts": "1700000000.000100", "event_ts": "1700000000.000100"}
+    env = sm.send_events_api(event)
+    assert sm.wait_for_ack(env)["envelope_id"] == env
+    env = sm.send_interactive(click_home(sb, "alice", "someone_elses_button", rid))
+    assert sm.wait_for_ack(env)["envelope_id"] == env
+    assert sb.ss.calls_to("/api/v1/secret-access-requests$", "PUT") == []

@@ -15,12 +15,14 @@ the same shape check as an HTTP request.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -127,9 +129,21 @@ class SocketMode:
         self._handler = handler = SocketModeHandler(self.app, app_token=self.app_token,
                                                     logger=logging.getLogger("slack_sdk.socket_mode.relay"))
         listeners = handler.client.socket_mode_request_listeners
-        listeners[:] = [guarded(handler.handle) if fn == handler.handle else fn for fn in listeners]
+        listeners[:] = [guarded(self._handle) if fn == handler.handle else fn for fn in listeners]
         handler.connect()
         log.info("socket mode connected")
+
+    def _handle(self, client: Any, req: Any) -> None:
+        """Bolt's Socket Mode handling, except that an envelope no listener matches is acked
+        (Bolt sends nothing for its 404, so Slack would redeliver an event and show the person
+        an error for an interaction), as the HTTP endpoint acks it."""
+        start = time.time()
+        resp = run_bolt_app(self.app, req)
+        if resp.status == 404:
+            log.info("slack request without a listener: acknowledged", extra={"type": req.type})
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        send_response(client, req, resp, start)
 
     def stop(self) -> None:
         handler, self._handler = self._handler, None
