@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -36,6 +36,10 @@ CHANNEL_CLOSED = "channel_closed"      # the channel card in its final state, an
 CHANNEL = 0                            # the recipient of channel events: the route's channel
 CHANNEL_STEP_PREFIX = "channel_step_"  # the channel card rewritten for the workflow's next step
 REMINDER_PREFIX = "reminder_"
+# A confirmation is news only shortly after asking: a request the relay first sees older than
+# this (a relay started on a backlog, or back after a long stop) gets none; its reviewers are
+# still asked.
+CONFIRM_WITHIN = timedelta(hours=1)
 # What a reminder repeats from the poll's context (the snapshot holds the request itself).
 _KEPT = ("folder_name", "folder_path", "requester_name", "reviewer_steps", "channel", "personal", "step")
 
@@ -100,7 +104,7 @@ class Followups:
     def _new_request(self, db, req: AccessRequest, ctx: Mapping[str, Any], diff: sync.Diff, now: datetime) -> None:
         if ctx.get("channel"):
             diff.events.append(sync.Event(req.id, CHANNEL_CARD, CHANNEL, {"request": request_to_dict(req), **ctx}))
-        if self.policy.confirm_to_requester:
+        if self.policy.confirm_to_requester and (req.requested_at is None or now - req.requested_at <= CONFIRM_WITHIN):
             diff.events.append(sync.Event(req.id, REQUESTER_CONFIRMATION, req.requester_id,
                                           {"request": request_to_dict(req), **ctx}))
         state = ReminderState(req.requested_at or now)

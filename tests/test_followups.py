@@ -51,6 +51,24 @@ def test_the_requester_is_told_once_where_the_request_went(sandbox, make_relay, 
     assert confirmations(sandbox, "alice") == [] and confirmations(sandbox, "bob") == []
 
 
+def test_a_relay_started_on_a_backlog_confirms_only_recent_requests(sandbox, make_relay):
+    # Test setup: Rita asked for prod-db two hours ago and for wiki-admin a minute ago; the
+    # relay starts now, on an empty database.
+    from freezegun import freeze_time
+    sb = sandbox
+    with freeze_time(T0) as clock:
+        old = new_request(sb)
+        clock.move_to(at(119))
+        recent = new_request(sb, "wiki-admin")
+        clock.move_to(at(120))
+        relay = make_relay()
+        cycle(relay)
+    # Validating: the recent request is confirmed; the old one is not, but its reviewers are asked.
+    (told,) = confirmations(sb)
+    assert buttons(told) == [("cancel_request", str(recent))]
+    assert any(str(old) in json.dumps(m) for m in sb.slack.ephemerals(sb["alice"].slack_id))
+
+
 def test_no_confirmation_when_switched_off(sandbox, make_relay):
     relay = make_relay(APPROVALS_CONFIRM_TO_REQUESTER="false")
     new_request(sandbox)
