@@ -35,6 +35,7 @@ class EventKind(StrEnum):
     DENIED = "denied"                           # to the requester
     REVIEW_CLOSED = "review_closed"             # to a reviewer's DM card: final state, no buttons
     EXPIRED = "expired"                         # to the requester: access has ended
+    STEP_PASSED = "step_passed"                 # to a reviewer's DM card: the workflow moved past them
 
 
 APPROVAL_REQUESTED = EventKind.APPROVAL_REQUESTED
@@ -43,6 +44,7 @@ APPROVED_NOTICE = EventKind.APPROVED
 DENIED_NOTICE = EventKind.DENIED
 REVIEW_CLOSED = EventKind.REVIEW_CLOSED
 EXPIRED_NOTICE = EventKind.EXPIRED
+STEP_PASSED = EventKind.STEP_PASSED
 
 # What an event carries: the request as a JSON-safe dict, plus its context (folder and
 # requester names).
@@ -221,6 +223,19 @@ class _Builder:
         if reviewers is None:          # not read this cycle (cannot happen when plan() was followed)
             return
         self.new_or_moved(req, reviewers)
+        if k is not None and k.status == PENDING:
+            self.step_passed(req, reviewers)
+
+    def step_passed(self, req: AccessRequest, reviewers: tuple[int, ...]) -> None:
+        """Still Pending, and the current step's reviewers changed: the workflow moved on.
+        Reviewers asked before who are not reviewers of this step have their DM cards closed
+        (when the policy keeps cards): their buttons no longer apply. A person asked once is
+        not asked again at a later step (one ask per person per request); the Home tab still
+        lists the request for them."""
+        if not self.policy.reviewer_cards:
+            return
+        for uid in sorted(self.told.get(req.id, frozenset()) - set(reviewers)):
+            self.tell(req, STEP_PASSED, uid)
 
     def new_or_moved(self, req: AccessRequest, reviewers: tuple[int, ...]) -> None:
         """First seen Pending (or Pending again), or still Pending with a changed listing

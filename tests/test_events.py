@@ -71,9 +71,26 @@ def test_next_workflow_step_asks_its_new_reviewers(sandbox, make_relay, mode):
     # Test execution: Alice approves step 1 in the SS web UI.
     sandbox.ss.approve(rid, sandbox["alice"].ss_id, "step one ok")
     cycle(relay)
-    # Validating: Bob is asked now; Alice is not asked again.
+    # Validating: Bob is asked now; Alice is not asked again. Her DM card (one can be
+    # edited; an ephemeral message cannot) loses its buttons and says why.
     assert len(approval_messages(sandbox, "bob", mode)) == 1
-    assert len(approval_messages(sandbox, "alice", mode)) == 1
+    if mode == "ephemeral":
+        assert len(approval_messages(sandbox, "alice", mode)) == 1
+    else:
+        (card,) = sandbox.slack.messages(sandbox["alice"].slack_id)
+        assert card["edited"] and all(b["type"] != "actions" for b in card["blocks"])
+        assert "No longer waiting for you: the request moved on to other reviewers" in texts([card])
+    # Bob approves step 2: both DM cards end in the outcome, still in place; nothing else
+    # reaches Alice.
+    ephemerals_before = sandbox.slack.ephemerals(sandbox["alice"].slack_id)
+    sandbox.ss.approve(rid, sandbox["bob"].ss_id, "step two ok")
+    cycle(relay)
+    assert sandbox.slack.ephemerals(sandbox["alice"].slack_id) == ephemerals_before
+    if mode == "dm":
+        (card,) = sandbox.slack.messages(sandbox["alice"].slack_id)
+        assert "Approved by Bob Approver" in texts([card]) and all(b["type"] != "actions" for b in card["blocks"])
+        (bobs,) = sandbox.slack.messages(sandbox["bob"].slack_id)
+        assert "Approved by Bob Approver" in texts([bobs])
 
 
 @pytest.mark.parametrize("mode", MODES)

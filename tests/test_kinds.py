@@ -19,7 +19,7 @@ def test_every_member_is_the_string_already_stored():
     assert [str(s) for s in RequestStatus] == [
         "WaitingForRequest", "Pending", "Approved", "Denied", "Canceled", "Expired"]
     assert [str(k) for k in sync.EventKind] == [
-        "approval_requested", "canceled", "approved", "denied", "review_closed", "expired"]
+        "approval_requested", "canceled", "approved", "denied", "review_closed", "expired", "step_passed"]
     assert [str(s) for s in OutboxState] == ["pending", "sending", "sent", "dead", "superseded"]
 
 

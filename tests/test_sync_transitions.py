@@ -104,6 +104,23 @@ def test_unchanged_and_unread_requests_do_not_stop_the_ones_after_them():
                                ev(fresh, "approval_requested", CAROL)])
 
 
+def test_a_step_moving_on_closes_the_cards_of_reviewers_it_left_behind():
+    # 1 moved from Alice and Bob to Bob and Carol; 2 moved from Dave to Carol; 3 is new (a
+    # reviewer told before it was first seen is not "left behind"). With DM cards only.
+    b1, a1 = req(1), req(1, review_status="Step 2")
+    b2, a2 = req(2), req(2, review_status="Step 2")
+    r3 = req(3)
+    known = {1: Known.of(b1, frozenset({ALICE, BOB})), 2: Known.of(b2, frozenset({DAVE}))}
+    obs = Observation(now=NOW, pending={1: a1, 2: a2, 3: r3},
+                      reviewers={1: (CAROL, BOB), 2: (CAROL,), 3: (CAROL,)})
+    told = {1: frozenset({ALICE, BOB}), 2: frozenset({DAVE}), 3: frozenset({DAVE})}
+    assert diff(known, obs, told=told, policy=DM).events == [
+        ev(a1, "approval_requested", CAROL), ev(a1, "step_passed", ALICE),
+        ev(a2, "approval_requested", CAROL), ev(a2, "step_passed", DAVE),
+        ev(r3, "approval_requested", CAROL)]
+    assert [e.kind for e in diff(known, obs, told=told).events] == ["approval_requested"] * 3
+
+
 def test_a_request_pending_again_after_a_decision_is_asked_anew():
     # known as Approved, now in the Pending listing with the same record: not "unchanged"
     r = req(1)

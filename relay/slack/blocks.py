@@ -133,9 +133,16 @@ def state_line(req: AccessRequest, requester_name: str = "") -> str:
     }.get(req.status, escape(req.status))
 
 
-def closed_card(req: AccessRequest, ctx: dict, *, secret_url: str, default_hours: float) -> tuple[str, list]:
-    """A reviewer's card once the request is decided or canceled: the facts, no buttons."""
-    line = state_line(req, ctx.get("requester_name", ""))
+# A reviewer's card once the workflow has moved past their step (Secret Server's API names no
+# step, nor who approved it).
+STEP_PASSED_LINE = ":arrow_forward: No longer waiting for you: the request moved on to other reviewers"
+
+
+def closed_card(req: AccessRequest, ctx: dict, *, secret_url: str, default_hours: float,
+                line: str | None = None) -> tuple[str, list]:
+    """A reviewer's card once the request is decided or canceled (or `line` says why it is
+    closed): the facts, no buttons."""
+    line = line or state_line(req, ctx.get("requester_name", ""))
     blocks = [
         {"type": "header", "text": plain(f"Access request: {req.secret_name}", HEADER_LIMIT)},
         {"type": "section", "fields": _fields(req, ctx, secret_url, default_hours)},

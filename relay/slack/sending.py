@@ -53,10 +53,10 @@ class Sending:
     def _method_for(self, n: Notification) -> str:
         if n.event == sync.APPROVAL_REQUESTED or n.event.startswith("reminder_"):
             return "chat.postMessage" if self.mode == "dm" else "chat.postEphemeral"
-        if n.event in (sync.CANCELED_NOTICE, sync.REVIEW_CLOSED):
+        if n.event in (sync.CANCELED_NOTICE, sync.REVIEW_CLOSED, sync.STEP_PASSED):
             if self.outbox.card(n.request_id, n.recipient):
                 return "chat.update"
-            if n.event == sync.REVIEW_CLOSED:
+            if n.event in (sync.REVIEW_CLOSED, sync.STEP_PASSED):
                 return NO_CALL
             return "chat.postMessage" if self.mode == "dm" else "chat.postEphemeral"
         return "chat.postMessage"
@@ -75,7 +75,7 @@ class Sending:
             return handler(n, slack_user)
         if n.event == sync.APPROVAL_REQUESTED:
             return self._send_ask(n, req, slack_user)
-        if n.event in (sync.CANCELED_NOTICE, sync.REVIEW_CLOSED):
+        if n.event in (sync.CANCELED_NOTICE, sync.REVIEW_CLOSED, sync.STEP_PASSED):
             return self._send_closing(n, req, slack_user)
         return self._send_outcome(n, req, slack_user)
 
@@ -107,7 +107,9 @@ class Sending:
         url = self.secret_url(req.secret_id)
         card = self.outbox.card(req.id, n.recipient)
         if card:
-            text, blks = blocks.closed_card(req, n.payload, secret_url=url, default_hours=self.default_hours)
+            line = blocks.STEP_PASSED_LINE if n.event == sync.STEP_PASSED else None
+            text, blks = blocks.closed_card(req, n.payload, secret_url=url, default_hours=self.default_hours,
+                                            line=line)
             try:
                 self.api.call("chat.update", channel=card[0], ts=card[1], text=text, blocks=blks)
             except SlackPermanentError as exc:
@@ -116,7 +118,7 @@ class Sending:
                 return "chat.update", "card no longer exists in Slack"
             self.outbox.close_card(req.id, n.recipient)
             return "chat.update", None
-        if n.event == sync.REVIEW_CLOSED:
+        if n.event in (sync.REVIEW_CLOSED, sync.STEP_PASSED):
             return NO_CALL, "no card to update"
         text, blks = blocks.canceled_notice(req, n.payload, secret_url=url)
         return self._post_to_reviewer(n, slack_user, text, blks)
