@@ -244,6 +244,15 @@ class Outbox:
         return [tuple(r) for r in self.db.execute(
             "SELECT recipient, channel, ts FROM cards WHERE request_id = ?", [request_id]).fetchall()]
 
+    def ask_never_went_out(self, request_id: int, recipient: int) -> bool:
+        """True when this reviewer's approval message about the request was dropped unsent
+        (superseded or dead, never possibly delivered): a closing notice would be news about
+        a request they were never asked about. False when it went out, may have, or no row
+        says (pruned by retention)."""
+        row = self.db.execute("SELECT state, maybe_delivered FROM outbox WHERE request_id = ? AND recipient = ? "
+                              "AND event = ?", [request_id, recipient, "approval_requested"]).fetchone()
+        return row is not None and row[0] in ("superseded", "dead") and not row[1]
+
     def close_card(self, request_id: int, recipient: int) -> None:
         with self.db.atomic():
             self.db.execute("UPDATE cards SET state = 'closed' WHERE request_id = ? AND recipient = ?",

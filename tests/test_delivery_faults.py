@@ -161,6 +161,40 @@ def test_a_lane_readies_its_next_message_while_slack_answers_the_last(sandbox, m
         worker.join(10)
 
 
+def test_no_cancel_notice_to_a_reviewer_whose_ask_failed_and_was_dropped(sandbox, make_relay):
+    # Test setup: ephemeral asks to Alice and Bob; the first goes out, Slack holds the second,
+    # then answers 503.
+    relay = make_relay(SLACK_APPROVER_MESSAGES="ephemeral", APPROVALS_CONFIRM_TO_REQUESTER="false")
+    rid = new_request(sandbox)
+    relay.poller.poll_once()
+    assert relay.delivery.deliver_due(limit=1) == 1
+    release = threading.Event()
+    sandbox.slack.fail("chat.postEphemeral", hang=release, status=503, times=1)
+    sending = threading.Thread(target=relay.delivery.deliver_due, daemon=True)
+    sending.start()
+    try:
+        held = sandbox.slack.wait_for("chat.postEphemeral", count=2, in_flight=True, timeout=10)[1]
+        assert not held.done
+        # Test execution: Rita cancels while that ask is in flight; the poll sees it.
+        sandbox.ss.cancel(rid)
+        relay.poller.poll_once()
+    finally:
+        release.set()
+        sending.join(10)
+    later(relay, 600)          # past the failed ask's retry: it is dropped as moot when claimed
+    while relay.delivery.deliver_due():
+        pass
+    # Validating: the reviewer whose ask never went out hears nothing; the other one is told.
+    unasked = next(p for p in ("alice", "bob") if held.args["user"] == sandbox[p].slack_id)
+    asked = "bob" if unasked == "alice" else "alice"
+    assert sandbox.slack.ephemerals(sandbox[unasked].slack_id) == []
+    told = [m.get("text") or "" for m in sandbox.slack.ephemerals(sandbox[asked].slack_id)]
+    assert len(told) == 2 and "canceled the request" in told[1]
+    rows = relay.db.execute("SELECT state, last_error FROM outbox WHERE event = 'canceled' AND recipient = ?",
+                            [sandbox[unasked].ss_id]).fetchall()
+    assert [tuple(r) for r in rows] == [("sent", "the approval message never went out")]
+
+
 class FakeTime:
     """A clock and a stop event whose wait() moves the clock, `late` seconds past what was asked
     (a thread that wakes late)."""

@@ -386,3 +386,15 @@ def test_release_hands_back_this_processs_claims_but_the_sent_ones(db):
                                                       (4, "sending", 1)]
     assert peer.release() == 1
     assert [(r[0], r[4], r[5]) for r in rows(db)][3] == (4, "pending", 0)
+
+
+def test_an_ask_never_went_out_only_when_dropped_unsent_and_never_in_doubt(db):
+    # One reviewer per state of their approval message about request 1; 17 has none at all.
+    for recipient, state in ((10, "sent"), (11, "superseded"), (12, "dead"), (13, "pending"), (14, "sending"),
+                             (15, "superseded"), (16, "dead")):
+        owe(db, 1, "approval_requested", recipient, state=state)
+    db.execute("UPDATE outbox SET maybe_delivered = 1 WHERE recipient IN (15, 16)")   # claimed before a crash
+    owe(db, 2, "approval_requested", 17, state="superseded")                        # another request
+    owe(db, 1, "canceled", 18, state="superseded")                                  # not an ask
+    ob = Outbox(db)
+    assert [r for r in range(10, 19) if ob.ask_never_went_out(1, r)] == [11, 12]

@@ -120,6 +120,9 @@ class Sending:
             return "chat.update", None
         if n.event in (sync.REVIEW_CLOSED, sync.STEP_PASSED):
             return NO_CALL, "no card to update"
+        # Queued while the ask was in flight, which then failed and was dropped: not news to them.
+        if self.outbox.ask_never_went_out(req.id, n.recipient):
+            return NO_CALL, "the approval message never went out"
         text, blks = blocks.canceled_notice(req, n.payload, secret_url=url)
         return self._post_to_reviewer(n, slack_user, text, blks)
 
