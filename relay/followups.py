@@ -137,7 +137,8 @@ class Followups:
         no confirmation or channel card still waiting to go out (they would offer stale buttons)."""
         db.execute("DELETE FROM reminders WHERE request_id = ?", [request_id])
         db.execute("UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = ? "
-                   "WHERE request_id = ? AND (event LIKE ? OR event IN (?, ?)) AND state = 'pending'",
+                   "WHERE request_id = ? AND (event LIKE ? OR event IN (?, ?)) AND state = 'pending' "
+                   "AND uncertain_since IS NULL",     # one in doubt is looked for first (delivery)
                    [now.isoformat(), "request no longer pending", request_id, REMINDER_PREFIX + "%",
                     REQUESTER_CONFIRMATION, CHANNEL_CARD])
 

@@ -155,15 +155,28 @@ class Outbox:
         """Take the row for sending. False if someone else did, or it was superseded."""
         with self.db.atomic():
             # An approval message for a request that was settled meanwhile is moot (it may have
-            # gone back to pending after a failed attempt, after the poll superseded the rest).
+            # gone back to pending after a failed attempt, after the poll superseded the rest),
+            # unless it is in doubt: then it may be in Slack, and is looked for first.
             self.db.execute(
                 "UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = 'request no longer pending' "
-                "WHERE id = ? AND state = 'pending' AND event = 'approval_requested' AND NOT EXISTS "
+                "WHERE id = ? AND state = 'pending' AND event = 'approval_requested' AND uncertain_since IS NULL "
+                "AND NOT EXISTS "
                 "(SELECT 1 FROM access_requests a WHERE a.id = outbox.request_id AND a.status = 'Pending' "
                 "AND a.gone = 0)", [_now().isoformat(), n.id])
             return self.db.execute(
                 "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_by = ?, claimed_at = ? "
                 "WHERE id = ? AND state = 'pending'", [self.owner, _now().isoformat(), n.id]).rowcount == 1
+
+    def drop_if_settled(self, n: Notification) -> bool:
+        """A claimed row in doubt that was not found in Slack, about a request no longer
+        pending: superseded instead of sent (True), since it would ask about a settled request."""
+        with self.db.atomic():
+            return self.db.execute(
+                "UPDATE outbox SET state = 'superseded', finished_at = ?, "
+                "last_error = 'request no longer pending; not found in Slack' "
+                "WHERE id = ? AND state = 'sending' AND NOT EXISTS (SELECT 1 FROM access_requests a "
+                "WHERE a.id = outbox.request_id AND a.status = 'Pending' AND a.gone = 0)",
+                [_now().isoformat(), n.id]).rowcount == 1
 
     def sent(self, n: Notification, slack_user: str | None, note: str | None = None,
              now: datetime | None = None) -> None:

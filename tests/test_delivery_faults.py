@@ -5,6 +5,8 @@ Slack stand-in over real HTTP."""
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
+import json
 import threading
 from datetime import timedelta
 
@@ -29,14 +31,36 @@ def later(relay, seconds: float = 10.0) -> None:
     relay.delivery.clock = lambda: start + timedelta(seconds=seconds)
 
 
-def test_a_card_accepted_by_slack_whose_answer_was_lost_is_found_not_posted_again(sandbox, make_relay):
-    # Test setup: DM cards; Slack accepts Alice's or Bob's card, then drops the connection.
+@contextmanager
+def delivering(relay, release: threading.Event):
+    """The relay's delivery loop, running in a thread; on the way out the Slack calls held
+    by `release` are let go and the loop is stopped."""
+    stop = threading.Event()
+    worker = threading.Thread(target=relay.delivery.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        release.set()
+        stop.set()
+        relay.delivery.wake.set()
+        worker.join(10)
+
+
+def a_card_whose_answer_is_lost(sandbox, make_relay):
+    """DM cards for a new request; Slack accepts Alice's or Bob's card, then drops the
+    connection. Returns the relay, the request and the call whose answer was lost."""
     relay = make_relay(SLACK_APPROVER_MESSAGES="dm", APPROVALS_CONFIRM_TO_REQUESTER="false")  # reviewers only
     sandbox.slack.fail("chat.postMessage", reset_after_accept=True, times=1)
     rid = new_request(sandbox)
-    # Test execution: the poll delivers; the card in doubt is retried after the wait.
     cycle(relay)
     (dropped,) = [c for c in sandbox.slack.calls_to("chat.postMessage") if not c.answered]
+    return relay, rid, dropped
+
+
+def test_a_card_accepted_by_slack_whose_answer_was_lost_is_found_not_posted_again(sandbox, make_relay):
+    relay, rid, dropped = a_card_whose_answer_is_lost(sandbox, make_relay)
+    # Test execution: the card in doubt is retried after the wait.
     later(relay)
     while relay.delivery.deliver_due():
         pass
@@ -55,6 +79,49 @@ def test_a_card_accepted_by_slack_whose_answer_was_lost_is_found_not_posted_agai
     for who in ("alice", "bob"):
         msgs = sandbox.slack.messages(sandbox[who].slack_id)
         assert len(msgs) == 1 and msgs[0]["edited"], who
+
+
+def test_a_card_in_doubt_when_the_request_is_decided_is_found_and_closed(sandbox, make_relay):
+    relay, rid, dropped = a_card_whose_answer_is_lost(sandbox, make_relay)
+    # Test execution: Bob approves in SS before the card in doubt is looked for.
+    sandbox.ss.approve(rid, sandbox["bob"].ss_id)
+    relay.poller.poll_once()
+    later(relay)
+    while relay.delivery.deliver_due():
+        pass
+    # Validating: the card is found (not posted again) and closed like the other one.
+    owner = next(p for p in ("alice", "bob") if sandbox[p].slack_id == dropped.args["channel"])
+    (card,) = sandbox.slack.messages(sandbox[owner].slack_id)
+    assert card["edited"] and "Approved by Bob Approver" in card["text"]
+    assert all(b["type"] != "actions" for b in card["blocks"])
+
+
+def test_a_card_in_doubt_not_in_slack_is_dropped_once_the_request_is_decided(sandbox, make_relay):
+    # Test setup: DM cards; the relay waits 1 s for an answer; Slack holds the first card,
+    # then refuses it (503): the relay cannot tell, and nothing was posted.
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm", APPROVALS_CONFIRM_TO_REQUESTER="false")  # reviewers only
+    relay.slack.client = make_client(sandbox.slack.api_url, sandbox.slack.bot_token, timeout=1)
+    release = threading.Event()
+    sandbox.slack.fail("chat.postMessage", hang=release, status=503, times=1)
+    rid = new_request(sandbox)
+    try:
+        cycle(relay)
+    finally:
+        release.set()
+    refused = sandbox.slack.wait_for("chat.postMessage", lambda c: c.status == 503, timeout=10)[0]
+    owner = next(p for p in ("alice", "bob") if sandbox[p].slack_id == refused.args["channel"])
+    # Test execution: Bob approves in SS; the card in doubt is looked for after the wait.
+    sandbox.ss.approve(rid, sandbox["bob"].ss_id)
+    relay.poller.poll_once()
+    later(relay)
+    while relay.delivery.deliver_due():
+        pass
+    # Validating: looked for, not found, and not posted for a decided request.
+    assert sandbox.slack.messages(sandbox[owner].slack_id) == []
+    assert sandbox.slack.calls_to("conversations.history")
+    row = relay.db.execute("SELECT state, last_error FROM outbox WHERE event = 'approval_requested' "
+                           "AND recipient = ?", [sandbox[owner].ss_id]).fetchone()
+    assert tuple(row) == ("superseded", "request no longer pending; not found in Slack")
 
 
 def test_a_slow_answer_after_the_client_gave_up_is_found_not_posted_again(sandbox, make_relay):
@@ -102,11 +169,8 @@ def test_the_default_client_waits_longer_than_a_slow_slack_takes(sandbox, make_r
 def test_a_hanging_method_does_not_hold_up_the_others(sandbox, make_relay):
     # Test setup: ephemeral asks; the requester's "approved" message (chat.postMessage) hangs.
     relay = make_relay(SLACK_APPROVER_MESSAGES="ephemeral")
-    stop = threading.Event()
-    worker = threading.Thread(target=relay.delivery.run, args=(stop,), daemon=True)
-    worker.start()
     release = threading.Event()
-    try:
+    with delivering(relay, release):
         first = new_request(sandbox, "first")
         relay.poller.poll_once()
         relay.delivery.wake.set()
@@ -123,12 +187,31 @@ def test_a_hanging_method_does_not_hold_up_the_others(sandbox, make_relay):
         # Validating: its asks go out while chat.postMessage is still held.
         sandbox.slack.wait_for("chat.postEphemeral", count=4, timeout=10)
         assert not release.is_set() and not sandbox.slack.calls_to("chat.postMessage")[0].done
-    finally:
-        release.set()
-        stop.set()
-        relay.delivery.wake.set()
-        worker.join(10)
     wait_until(lambda: sandbox.slack.calls_to("chat.postMessage")[0].done, 10, "the held call")
+
+
+def test_posts_in_doubt_are_looked_for_without_holding_up_new_messages(sandbox, make_relay):
+    # Test setup: DM cards; Slack posts both cards of a first request and drops both answers;
+    # looking for them (conversations.history) then hangs.
+    relay = make_relay(SLACK_APPROVER_MESSAGES="dm", APPROVALS_CONFIRM_TO_REQUESTER="false")
+    relay.delivery.unsure_retry_seconds = 0.0
+    sandbox.slack.fail("chat.postMessage", reset_after_accept=True, times=2)
+    release = threading.Event()
+    sandbox.slack.fail("conversations.history", hang=release, times=None)
+    new_request(sandbox, "first")
+    relay.poller.poll_once()
+    with delivering(relay, release):
+        sandbox.slack.wait_for("conversations.history", in_flight=True, timeout=10)
+        # Test execution: a second request while the lookup hangs.
+        second = new_request(sandbox, "second")
+        relay.poller.poll_once()
+        relay.delivery.wake.set()
+        # Validating: its cards go out while the lookup is still held.
+        sandbox.slack.wait_for("chat.postMessage", lambda c: c.ok is True and "second" in json.dumps(c.args),
+                               count=2, timeout=10)
+        wait_until(lambda: all(relay.delivery.outbox.card(second, sandbox[p].ss_id) for p in ("alice", "bob")),
+                   10, "both cards of the second request recorded")
+        assert not release.is_set() and not sandbox.slack.calls_to("conversations.history")[0].done
 
 
 def test_a_lane_readies_its_next_message_while_slack_answers_the_last(sandbox, make_relay):
@@ -136,10 +219,7 @@ def test_a_lane_readies_its_next_message_while_slack_answers_the_last(sandbox, m
     relay = make_relay(SLACK_APPROVER_MESSAGES="ephemeral", APPROVALS_CONFIRM_TO_REQUESTER="false")
     release = threading.Event()
     sandbox.slack.fail("chat.postEphemeral", hang=release, times=1)
-    stop = threading.Event()
-    worker = threading.Thread(target=relay.delivery.run, args=(stop,), daemon=True)
-    worker.start()
-    try:
+    with delivering(relay, release):
         # Test execution: the poll finds the request; the first ask goes out and hangs.
         new_request(sandbox)
         relay.poller.poll_once()
@@ -154,11 +234,6 @@ def test_a_lane_readies_its_next_message_while_slack_answers_the_last(sandbox, m
         assert len(sandbox.slack.calls_to("chat.postEphemeral")) == 1
         release.set()
         sandbox.slack.wait_for("chat.postEphemeral", predicate=lambda c: c.ok is True, count=2, timeout=10)
-    finally:
-        release.set()
-        stop.set()
-        relay.delivery.wake.set()
-        worker.join(10)
 
 
 def test_no_cancel_notice_to_a_reviewer_whose_ask_failed_and_was_dropped(sandbox, make_relay):

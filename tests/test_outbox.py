@@ -64,6 +64,22 @@ def test_claim_takes_a_row_once_and_drops_an_ask_for_a_settled_request(db):
                          "request no longer pending", None)]
 
 
+def test_an_ask_in_doubt_for_a_settled_request_is_claimed_then_dropped_if_not_found(db):
+    owe(db, 1, "approval_requested", 7, status="Approved")
+    owe(db, 2, "approval_requested", 7)
+    db.execute("UPDATE outbox SET uncertain_since = ?", [T0.isoformat()])     # both answers were lost
+    ob = Outbox(db, owner="p1")
+    settled, pending = ob.due(T0)
+    with freeze_time(T0):
+        assert ob.claim(settled) and ob.claim(pending)      # to be looked for in Slack first
+        assert ob.drop_if_settled(settled) and not ob.drop_if_settled(pending)
+        assert not ob.drop_if_settled(settled)              # only a claimed row
+    assert [r[:5] + r[7:8] for r in rows(db)] == [
+        (1, 1, "approval_requested", 7, "superseded", "request no longer pending; not found in Slack"),
+        (2, 2, "approval_requested", 7, "sending", None)]
+    assert db.execute("SELECT finished_at FROM outbox WHERE id = 1").fetchone()[0] == T0.isoformat()
+
+
 def test_retry_backs_off_and_a_rate_limit_is_not_an_attempt(db):
     owe(db, 1, "approved", 9)
     ob = Outbox(db)

@@ -112,16 +112,23 @@ def test_a_lock_longer_than_the_busy_timeout_is_a_fast_503_with_the_reason(make_
     assert [r.getMessage() for r in caplog.records if r.exc_info or r.exc_text] == []
 
 
-def test_a_sent_mark_lost_to_a_lock_is_written_later_not_sent_again(make_relay, sandbox):
-    # Setup: one request, two approval messages owed; Slack holds the first call.
-    relay = make_relay(STORAGE_BUSY_TIMEOUT_SECONDS="0.2")
+def first_ask_held(relay, sandbox, method: str):
+    """One request, two approval messages owed; the first is delivered in a thread and Slack
+    holds its call. Returns the request, the thread, the held call and the Event releasing it."""
     rid = sandbox.ss.create_request(sandbox.secrets["prod-db"], sandbox["rita"].ss_id, comment="lock")
     assert relay.poller.poll_once().ok
     release = threading.Event()
-    sandbox.slack.fail("chat.postEphemeral", hang=release, times=1)
+    sandbox.slack.fail(method, hang=release, times=1)
     worker = threading.Thread(target=relay.delivery.deliver_due, kwargs={"limit": 1})
     worker.start()
-    sandbox.slack.wait_for("chat.postEphemeral", in_flight=True, timeout=10)
+    held = sandbox.slack.wait_for(method, in_flight=True, timeout=10)[0]
+    return rid, worker, held, release
+
+
+def test_a_sent_mark_lost_to_a_lock_is_written_later_not_sent_again(make_relay, sandbox):
+    # Setup: Slack holds the first approval message.
+    relay = make_relay(STORAGE_BUSY_TIMEOUT_SECONDS="0.2")
+    rid, worker, _, release = first_ask_held(relay, sandbox, "chat.postEphemeral")
     # Action: another connection locks the database while Slack accepts the message.
     lock = hold_lock(relay.cfg.storage.path)
     try:
@@ -140,6 +147,33 @@ def test_a_sent_mark_lost_to_a_lock_is_written_later_not_sent_again(make_relay, 
                                          "AND state = 'sent'") == 2
     assert query(relay.cfg.storage.path, "SELECT COUNT(*) FROM outbox WHERE state != 'sent'") == 0
     assert asks(sandbox) == Counter({(sandbox[w].slack_id, str(rid)): 1 for w in ("alice", "bob")})
+
+
+def test_a_card_posted_while_the_database_is_locked_is_still_closed_in_place(make_relay, sandbox):
+    # Setup: DM cards; Slack holds the first card while another connection locks the database.
+    relay = make_relay(STORAGE_BUSY_TIMEOUT_SECONDS="0.2", SLACK_APPROVER_MESSAGES="dm",
+                       APPROVALS_CONFIRM_TO_REQUESTER="false")
+    rid, worker, held, release = first_ask_held(relay, sandbox, "chat.postMessage")
+    owner = next(p for p in ("alice", "bob") if sandbox[p].slack_id == held.args["channel"])
+    lock = hold_lock(relay.cfg.storage.path)
+    try:
+        release.set()                   # the card is posted; neither it nor "sent" can be written
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+    finally:
+        lock.rollback()
+        lock.close()
+    while relay.delivery.deliver_due():
+        pass
+    # Action: Bob approves in SS.
+    sandbox.ss.approve(rid, sandbox["bob"].ss_id)
+    assert relay.poller.poll_once().ok
+    while relay.delivery.deliver_due():
+        pass
+    # The card posted under the lock was recorded once the lock was gone, and is closed in place.
+    (card,) = sandbox.slack.messages(sandbox[owner].slack_id)
+    assert card["edited"] and "Approved by Bob Approver" in card["text"]
+    assert all(b["type"] != "actions" for b in card["blocks"])
 
 
 # ------------------------------------------------------------------ the WAL

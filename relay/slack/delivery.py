@@ -3,8 +3,8 @@ Slack method, paced per method, with Retry-After, backoff and dead letters.
 
 Lanes: `run()` hands each due notification to the lane of the first Slack method it needs
 (users.lookupByEmail for someone not looked up yet, conversations.open for a DM channel not
-opened yet, else the method that carries it), one thread per lane, so a slow or rate-limited
-method never holds up the others. Order per (request, recipient) holds across lanes: the next
+opened yet, conversations.history for a post in doubt, else the method that carries it), two
+threads per lane, so a slow or rate-limited method never holds up the others. Order per (request, recipient) holds across lanes: the next
 row of a pair is not due until the one before it is finished (`Outbox.due`).
 
 What a row becomes as Slack calls: relay.slack.sending; finding a post whose answer was
@@ -48,6 +48,10 @@ BATCH = 100
 # lets one call per method be in flight at a time.
 LANE_THREADS = 2
 LOOKUP, OPEN = "users.lookupByEmail", "conversations.open"
+# Rows in doubt are looked for in Slack (conversations.history, a slower tier) before anything
+# is posted again: in a lane of their own, so a backlog of them after a crash never holds up
+# new messages.
+RECONCILE = "conversations.history"
 
 
 class _Lane:
@@ -110,6 +114,9 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
         # here and written before anything new is claimed, so a message Slack took is marked
         # sent instead of being sent again.
         self._unrecorded: dict[int, Callable[[], object]] = {}
+        # Cards posted for a row whose record could not be written: written with the row's own
+        # record (`_record`), so later changes still find the card to rewrite.
+        self._card_writes: dict[int, list[Callable[[], object]]] = {}
 
     # --- registration (by the composition root, before `run`) -------------------------------
     def register_sender(self, event: str, handler: Handler) -> None:
@@ -128,13 +135,32 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
         self.is_ask = is_ask
 
     def _record(self, n: Notification, write: Callable[[], object]) -> object:
-        try:
+        cards = self._card_writes.pop(n.id, [])
+
+        def record() -> object:
+            for card in cards:      # an upsert: writing it again after a failure is harmless
+                card()
             return write()
+        try:
+            return record()
         except Exception as exc:
             if not self.storage.failed("delivery", exc):
                 raise
-            self._unrecorded[n.id] = write
+            self._unrecorded[n.id] = record
             return None
+
+    def save_card_of(self, n: Notification, request_id: int, recipient: int, channel: str, ts: str) -> None:
+        """Record the card `n` just posted, to rewrite it later. When storage fails, the write
+        waits for the row's own record (before anything new is claimed) instead of failing
+        the delivery of a message that is out."""
+        def write() -> None:
+            self.outbox.save_card(request_id, recipient, channel, ts)
+        try:
+            write()
+        except Exception as exc:
+            if not self.storage.failed("delivery", exc):
+                raise
+            self._card_writes.setdefault(n.id, []).append(write)
 
     def flush_unrecorded(self) -> bool:
         """Write what could not be written before; False while storage still fails."""
@@ -223,12 +249,14 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
         is known, and whose DM is open, is remembered once seen: the dispatcher reads whole
         batches, most of them about people it has seen."""
         if n.recipient == 0:    # a team channel's card or thread (relay.followups.CHANNEL)
-            return "chat.postMessage"
+            return RECONCILE if n.uncertain_since is not None else "chat.postMessage"
         slack_user = self._known.get(n.recipient) or self.directory.known_slack_user(n.recipient)
         if slack_user is None:
             return LOOKUP
         self._known[n.recipient] = slack_user
         method = self._method_for(n)
+        if n.uncertain_since is not None and method == "chat.postMessage":
+            return RECONCILE
         if method == "chat.postEphemeral" and slack_user not in self._open_dms:
             if not self.directory.knows_dm_channel(slack_user):
                 return OPEN
@@ -319,6 +347,10 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
             note: str | None
             if found is not None:
                 method, note = "conversations.history", found   # or conversations.replies
+            elif n.uncertain_since is not None and self.is_ask(n.event) and self.outbox.drop_if_settled(n):
+                # in doubt, not in Slack, and the request was settled meanwhile: never ask now
+                self.metrics.deliveries.labels("none", "superseded").inc()
+                return
             else:
                 method, note = self._send(n, slack_user)
         except SlackOutcomeUnknown as exc:

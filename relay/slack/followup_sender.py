@@ -92,7 +92,7 @@ class FollowupSender:
             # one card with buttons stays, and it is the one later updates rewrite.
             old = d.outbox.card(req.id, n.recipient)
             data = d.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
-            d.outbox.save_card(req.id, n.recipient, data["channel"], data["ts"])
+            d.save_card_of(n, req.id, n.recipient, str(data["channel"]), str(data["ts"]))
             if old:
                 try:
                     d.api.call("chat.delete", channel=old[0], ts=old[1])
@@ -125,7 +125,7 @@ class FollowupSender:
                                         sensitive_prefixes=self.sensitive_folders)
         data = d.api.call("chat.postMessage", channel=n.payload["channel"], text=text, blocks=blks,
                           metadata=metadata(n))
-        d.outbox.save_card(req.id, CHANNEL, data["channel"], data["ts"])
+        d.save_card_of(n, req.id, CHANNEL, str(data["channel"]), str(data["ts"]))
         return "chat.postMessage", None
 
     def update_channel_card(self, n: Notification, slack_user: str) -> tuple[str, str | None]:

@@ -37,6 +37,7 @@ class Reconciling:
     directory: Directory
     mode: str
     _method_for: Callable[[Notification], str]     # Sending's: the method that would carry it
+    save_card_of: Callable[[Notification, int, int, str, str], None]     # Delivery's
 
     def _already_posted(self, n: Notification, slack_user: str) -> str | None:
         """For a row in doubt that would be posted with chat.postMessage: look for its key where
@@ -56,7 +57,7 @@ class Reconciling:
         if found is None:
             return None
         if n.event == sync.APPROVAL_REQUESTED and self.mode == "dm":
-            self.outbox.save_card(n.request_id, n.recipient, channel, str(found["ts"]))
+            self.save_card_of(n, n.request_id, n.recipient, channel, str(found["ts"]))
         return FOUND
 
     def _already_in_channel(self, n: Notification, params: dict[str, Any]) -> str | None:
@@ -68,7 +69,7 @@ class Reconciling:
             found = self._find(n, "conversations.history", {"channel": channel, **params})
             if found is None:
                 return None
-            self.outbox.save_card(n.request_id, CHANNEL, channel, str(found["ts"]))
+            self.save_card_of(n, n.request_id, CHANNEL, channel, str(found["ts"]))
             return FOUND
         # A reply in the card's thread (a reminder, the closing reply): only replies are
         # listed there, conversations.history shows the parent alone.

@@ -49,6 +49,7 @@ class Sending:
     handlers: dict[str, Handler]
     reminder_handler: Handler | None
     decorate_card: Callable[[Notification, list], list]
+    save_card_of: Callable[[Notification, int, int, str, str], None]     # Delivery's
 
     def _method_for(self, n: Notification) -> str:
         if n.event == sync.APPROVAL_REQUESTED or n.event.startswith("reminder_"):
@@ -96,11 +97,7 @@ class Sending:
         if self.mode != "dm":
             return self._post_to_reviewer(n, slack_user, text, blks)
         data = self.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
-        try:
-            self.outbox.save_card(req.id, n.recipient, data["channel"], data["ts"])
-        except Exception:   # the card is out: it is sent, though it cannot be edited later
-            log.exception("card posted but not recorded", extra={"request_id": req.id})
-            return "chat.postMessage", "card not recorded: later changes come as new messages"
+        self.save_card_of(n, req.id, n.recipient, str(data["channel"]), str(data["ts"]))
         return "chat.postMessage", None
 
     def _send_closing(self, n: Notification, req: Request, slack_user: str) -> Sent:

@@ -60,9 +60,9 @@ def get_request(db: Store, request_id: int) -> tuple[AccessRequest, dict[str, An
 
 
 def told(db: Store, request_ids: Iterable[int]) -> dict[int, frozenset[int]]:
-    """Reviewers who may have seen the approval message, per request: sent, in flight, or
-    interrupted in flight (`maybe_delivered`: its claim was taken back after a stop, so the
-    message may be out even if the row was later superseded)."""
+    """Reviewers who may have seen the approval message, per request: sent, in flight, or in
+    doubt (`maybe_delivered`: its claim was taken back after a stop; `uncertain_since`: Slack's
+    answer was lost), so the message may be out even if the row was later superseded."""
     ids = sorted(set(request_ids))
     out: dict[int, set[int]] = {}
     for i in range(0, len(ids), 500):
@@ -70,7 +70,7 @@ def told(db: Store, request_ids: Iterable[int]) -> dict[int, frozenset[int]]:
         marks = ",".join("?" * len(chunk))
         for rid, uid in db.execute(
                 f"SELECT request_id, recipient FROM outbox WHERE event = ? "
-                f"AND (state IN ('sending', 'sent') OR maybe_delivered = 1) "
+                f"AND (state IN ('sending', 'sent') OR maybe_delivered = 1 OR uncertain_since IS NOT NULL) "
                 f"AND request_id IN ({marks})", [APPROVAL_REQUESTED, *chunk]):
             out.setdefault(rid, set()).add(uid)
     return {k: frozenset(v) for k, v in out.items()}
@@ -117,9 +117,11 @@ def record_poll(db: Store, result: Diff, *, now: datetime,
              req.fingerprint, json.dumps(list(reviewers)), stamp, stamp])
     for rid in result.gone:
         db.execute("UPDATE access_requests SET gone = 1, updated_at = ? WHERE id = ?", [stamp, rid])
+    # An ask in doubt (it may be in Slack) stays: delivery looks for it first, to close the
+    # card it finds, and drops it when it is not there (`Outbox.drop_if_settled`).
     for rid in result.settled:
         db.execute("UPDATE outbox SET state = 'superseded', finished_at = ?, last_error = ? "
-                   "WHERE request_id = ? AND event = ? AND state = 'pending'",
+                   "WHERE request_id = ? AND event = ? AND state = 'pending' AND uncertain_since IS NULL",
                    [stamp, "request no longer pending", rid, APPROVAL_REQUESTED])
     added = 0
     for ev in result.events:

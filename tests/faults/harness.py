@@ -41,8 +41,12 @@ QUICK_SHARE = 0.2             # share of requests decided quickly
 SLOW_ANSWER_SECONDS = 2.0     # a slow Slack answer, well inside the relay's client timeout
 # Slack budgets the relay is configured with (calls a minute); the stand-in enforces them too,
 # so a burst past the pacing shows up as 429s and in the busiest second.
-BUDGETS = {"chat.postEphemeral": 300, "chat.postMessage": 300}
-DELIVERY_METHODS = ("chat.postEphemeral", "chat.postMessage", "conversations.open", "users.lookupByEmail")
+BUDGETS = {"chat.postEphemeral": 300, "chat.postMessage": 300, "chat.update": 300}
+# With DM cards, chat.postMessage carries the asks too (four posts a request instead of two):
+# twice the budget keeps it as loaded as in ephemeral mode.
+DM_BUDGETS = {**BUDGETS, "chat.postMessage": 600}
+DELIVERY_METHODS = ("chat.postEphemeral", "chat.postMessage", "conversations.open", "users.lookupByEmail",
+                    "chat.update", "conversations.history")
 LISTING = re.compile(r"^/api/v1/secret-access-requests$")
 
 
@@ -80,6 +84,7 @@ class Run:
     lock: sqlite3.Connection | None = None
     hang: threading.Event | None = None
     workload: Workload | None = None
+    messages: str = "ephemeral"             # slack.approver_messages: ephemeral, or dm (cards)
 
     def restart(self) -> None:
         self.relay.start()
@@ -213,9 +218,10 @@ def _sigkill(run: Run) -> None:
 def _sigterm(run: Run) -> None:
     """SIGTERM in the middle of a batch: it must neither burst the rest out nor take long."""
     assert run.workload is not None
-    before = len(run.sandbox.slack.calls_to("chat.postEphemeral"))
+    asks = "chat.postMessage" if run.messages == "dm" else "chat.postEphemeral"
+    before = len(run.sandbox.slack.calls_to(asks))
     run.workload.burst(6)
-    _wait(lambda: len(run.sandbox.slack.calls_to("chat.postEphemeral")) >= before + 2, 10)
+    _wait(lambda: len(run.sandbox.slack.calls_to(asks)) >= before + 2, 10)
     run.term_seconds.append(run.relay.terminate(timeout=30))
     run.restart()
 
@@ -366,7 +372,7 @@ def outbox_open(run: Run) -> int:
 
 def run_harness(kinds: list[FaultKind], *, workdir: Path, seed: int = 1, rounds: int = 1,
                 fault_seconds: float = 1.5, gap_seconds: float = 0.5, min_kills: int = 0,
-                soak_seconds: float = 0.0, use_volume: bool = True,
+                soak_seconds: float = 0.0, use_volume: bool = True, messages: str = "ephemeral",
                 log: Callable[[str], None] = lambda s: None) -> Report:
     workdir.mkdir(parents=True, exist_ok=True)
     volume = None
@@ -378,14 +384,15 @@ def run_harness(kinds: list[FaultKind], *, workdir: Path, seed: int = 1, rounds:
     db_dir = volume.path if volume else workdir
     sb = scenario.start()
     rng = random.Random(seed)
+    budgets = DM_BUDGETS if messages == "dm" else BUDGETS
     relay = RelayProcess(sb, db_dir / "relay.db", workdir / "relay.log",
-                         POLL_INTERVAL_SECONDS=f"{POLL_SECONDS:g}",
-                         SLACK_RATE_LIMITS=json.dumps({**BUDGETS, "conversations.open": 6000,
+                         POLL_INTERVAL_SECONDS=f"{POLL_SECONDS:g}", SLACK_APPROVER_MESSAGES=messages,
+                         SLACK_RATE_LIMITS=json.dumps({**budgets, "conversations.open": 6000,
                                                        "users.lookupByEmail": 6000}),
                          STORAGE_BUSY_TIMEOUT_SECONDS=f"{BUSY_TIMEOUT_SECONDS:g}")
-    for method, per_minute in BUDGETS.items():
+    for method, per_minute in budgets.items():
         sb.slack.set_rate_limit(method, per_minute)
-    run = Run(sb, relay, volume, rng)
+    run = Run(sb, relay, volume, rng, messages=messages)
     work = Workload(run)
     run.workload = work
     started = time.monotonic()
@@ -545,16 +552,25 @@ class Report:
 SECRET = re.compile(r"hx\d{4}")
 KIND_WORDS = (("canceled", "canceled the request for"), ("approved", "was approved by"),
               ("denied", "was denied by"), ("expired", "has ended"), ("ask", "requests access to"))
+# A reviewer's DM card rewritten in place (dm mode): canceled, or closed with the decision.
+CARD_WORDS = (("canceled", "Canceled by"), ("closed", "Approved by"), ("closed", "Denied by"),
+              ("closed", "Approved access has expired"))
 
 
-def classify(call) -> tuple[str, str, str] | None:
-    """(kind, Slack user, secret) of a message call, or None for other calls."""
-    if call.method not in ("chat.postEphemeral", "chat.postMessage"):
-        return None
+def classify(call, card_owners: dict[str, str] | None = None) -> tuple[str, str, str] | None:
+    """(kind, Slack user, secret) of a message call, or None for other calls. A chat.update of
+    a card is named by the owner of its DM channel (`card_owners`)."""
     text = call.args.get("text") or ""
     secret = SECRET.search(text)
+    if secret is None:
+        return None
+    if call.method == "chat.update":
+        owner = (card_owners or {}).get(call.args.get("channel") or "")
+        return next(((kind, owner, secret.group(0)) for kind, words in CARD_WORDS if owner and words in text), None)
+    if call.method not in ("chat.postEphemeral", "chat.postMessage"):
+        return None
     for kind, words in KIND_WORDS:
-        if secret and words in text:
+        if words in text:
             return kind, call.args.get("user") or call.args.get("channel") or "", secret.group(0)
     return None
 
@@ -587,18 +603,24 @@ def check(run: Run, calls, listings, *, elapsed: float, rss_kib: int,
     sb = run.sandbox
     rita, reviewers = sb["rita"].slack_id, [sb["alice"].slack_id, sb["bob"].slack_id]
     by_secret = {r.secret: r for r in run.requests.values()}
+    card_owners = {sb.slack.dm_channel(v): v for v in reviewers}
     got: Counter = Counter()
+    rewritten: set[tuple[str, str, str]] = set()       # cards rewritten in place: once is enough
     first_at: dict[tuple[str, str, str], float] = {}
     attempted: set[tuple[str, str]] = set()
     for c in calls:
-        key = classify(c)
+        key = classify(c, card_owners)
         if key is None:
             continue
         if key[0] == "ask":
             attempted.add((key[1], key[2]))
-        if c.ok:
+        if c.ok and c.method == "chat.update":
+            rewritten.add(key)
+        elif c.ok:
             got[key] += 1
             first_at.setdefault(key, c.at)
+    for key in rewritten:       # a rewrite repeated is no visible duplicate; a rewrite plus a post is
+        got[key] += 1
     rep = Report(requests=len(run.requests), injected=run.injected, kills=run.kills,
                  allowed_duplicates=run.kills, elapsed=elapsed, rss_kib=rss_kib,
                  max_term_seconds=max(run.term_seconds, default=0.0))
@@ -617,6 +639,8 @@ def check(run: Run, calls, listings, *, elapsed: float, rss_kib: int,
                 owed.add(("canceled", v, r.secret))
             elif r.outcome == "canceled":
                 optional.add(("canceled", v, r.secret))
+            elif run.messages == "dm" and r.outcome is not None:     # the card ends in the decision
+                (owed if got[ask] else optional).add(("closed", v, r.secret))
         if r.outcome in ("approved", "expired"):
             owed.add(("approved", rita, r.secret))
         if r.outcome == "denied":
@@ -641,7 +665,7 @@ def check(run: Run, calls, listings, *, elapsed: float, rss_kib: int,
         if key[0] == "canceled" and (key[1], key[2]) not in attempted:
             rep.cancels_without_ask.append(":".join(key))
     rep.delivered = sum(1 for k in owed if got[k])
-    for method, per_minute in BUDGETS.items():
+    for method, per_minute in (DM_BUDGETS if run.messages == "dm" else BUDGETS).items():
         times = sorted(c.at for c in calls if c.method == method)
         worst = max((sum(1 for t in times[i:i + 200] if t - s < 1.0) for i, s in enumerate(times)), default=0)
         if worst > per_minute / 60 + 1:
