@@ -176,6 +176,40 @@ def test_a_card_posted_while_the_database_is_locked_is_still_closed_in_place(mak
     assert all(b["type"] != "actions" for b in card["blocks"])
 
 
+def test_a_poll_inside_its_transaction_when_the_relay_closes_its_connections_commits_at_once(
+        make_relay, sandbox, caplog):
+    # Setup: a poll of one new request, held inside its write transaction, as a scheduled tick
+    # can be when a stopping relay closes its connections (the scheduler does not wait for it).
+    relay = make_relay(STORAGE_BUSY_TIMEOUT_SECONDS="2")
+    rid = sandbox.ss.create_request(sandbox.secrets["prod-db"], sandbox["rita"].ss_id, comment="stop mid-poll")
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(db, known, obs, diff, now) -> None:
+        inside.set()
+        release.wait(10)
+
+    relay.poller.on_diff.append(hold)
+    outcome: list = []
+    tick = threading.Thread(target=lambda: outcome.append(relay.poller.poll_once()), name="tick")
+    caplog.set_level(logging.INFO, logger="relay.store.health")
+    tick.start()
+    assert inside.wait(10)
+    # Action: the connections are closed (stop()'s last step) while the poll is inside it.
+    relay.db.close()
+    started = time.monotonic()
+    release.set()
+    tick.join(10)
+    # Validating: the rest of the transaction ran on its own connection at once (a second
+    # connection of the same thread waits the whole busy timeout on that thread's own write
+    # lock, then fails: "database is locked"), the poll is recorded, no storage fault.
+    took = time.monotonic() - started
+    assert not tick.is_alive()
+    assert outcome and outcome[0].ok, outcome
+    assert took < 1.0, f"the poll waited {took:.1f}s for the database"
+    assert query(relay.cfg.storage.path, "SELECT COUNT(*) FROM access_requests WHERE id = ?", (rid,)) == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "relay.store.health"] == []
+
+
 # ------------------------------------------------------------------ the WAL
 def test_the_wal_is_checkpointed_and_truncated(make_relay, sandbox):
     relay = make_relay()

@@ -1,9 +1,11 @@
 """One SQLite connection per thread: closing the handle (as a stopping relay does) neither waits
-for nor pulls a connection out from under a thread that is still inside a statement on it."""
+for nor pulls a connection out from under a thread that is still inside a statement on it, and
+a thread inside a transaction finishes it on that connection."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 from relay.store.local import ThreadLocalDb
 
@@ -61,3 +63,35 @@ def test_close_closes_the_callers_and_finished_threads_connections(tmp_path):
         else:
             raise AssertionError("a connection was left open")
     assert db.execute("SELECT 1").fetchone()[0] == 1      # a later use opens a new one
+
+
+def test_a_transaction_under_way_when_close_runs_ends_on_its_own_connection(tmp_path):
+    db = ThreadLocalDb(tmp_path / "relay.db", busy_timeout=2.0)
+    db.execute("CREATE TABLE t (x INTEGER)")
+    inside, closed = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def worker() -> None:
+        try:
+            with db.atomic():
+                db.execute("INSERT INTO t VALUES (1)")
+                inside.set()
+                closed.wait(10)
+                started = time.monotonic()
+                db.execute("INSERT INTO t VALUES (2)")     # the same transaction, after close()
+                outcome["waited"] = time.monotonic() - started
+            outcome["after"] = db.execute("SELECT count(*) FROM t").fetchone()[0]   # a fresh connection
+        except Exception as e:   # what the test reports, not what it expects
+            outcome["error"] = repr(e)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert inside.wait(10)
+    db.close()          # a stopping relay, while the worker holds the write lock
+    closed.set()
+    t.join(10)
+    # Both rows were written in the one transaction, without waiting for a lock: a second
+    # connection of the worker would have waited for the worker's own write lock.
+    assert "error" not in outcome, outcome
+    assert outcome["after"] == 2
+    assert outcome["waited"] < 1.0, outcome

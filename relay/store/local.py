@@ -9,10 +9,10 @@ reads and writes through `ThreadLocalDb`, which opens a connection per thread on
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,18 @@ class ThreadLocalDb:
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
+        # Each thread's connection while it is inside `atomic()`. `close()` never takes it
+        # away: the rest of that transaction must run on it (a second connection of the same
+        # thread would wait for the first one's write lock for the whole busy timeout, then
+        # fail with "database is locked").
+        self._in_transaction = threading.local()
         self._all: list[tuple[threading.Thread, sqlite_utils.Database]] = []
         self._lock = threading.Lock()
 
     def get(self) -> sqlite_utils.Database:
+        db = getattr(self._in_transaction, "db", None)
+        if db is not None:
+            return db
         db = getattr(self._local, "db", None)
         if db is None:
             db = store.open_db(self.path, busy_timeout=self.busy_timeout)
@@ -47,8 +55,21 @@ class ThreadLocalDb:
     def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> sqlite3.Cursor:
         return self.get().execute(sql, parameters)
 
-    def atomic(self) -> AbstractContextManager[sqlite_utils.Database]:
-        return self.get().atomic()
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[sqlite_utils.Database]:
+        """A transaction on this thread's connection, which every statement of this thread
+        uses until it ends, even if `close()` runs meanwhile (a relay stopping while its
+        scheduled poll or heartbeat is inside its transaction)."""
+        db = self.get()
+        outermost = getattr(self._in_transaction, "db", None) is None   # else a savepoint in it
+        if outermost:
+            self._in_transaction.db = db
+        try:
+            with db.atomic():
+                yield db
+        finally:
+            if outermost:
+                self._in_transaction.db = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.get(), name)
@@ -58,7 +79,8 @@ class ThreadLocalDb:
         opens a new one. A connection of a thread still running is only forgotten, never
         closed from here: that thread may be inside a statement on it (closing a connection
         under a running statement can crash the interpreter), and it is closed when its
-        thread lets go of it."""
+        thread lets go of it. A thread inside `atomic()` finishes that transaction on its
+        connection before it gets a new one."""
         me = threading.current_thread()
         with self._lock:
             dbs, self._all = self._all, []
