@@ -31,9 +31,10 @@ def _private_files() -> None:
 
 
 def cmd_run(args) -> int:
-    from . import listen
+    from . import listen, memory
     from .runtime import Relay
     _private_files()
+    memory.limit_arenas()       # before any thread: relay.memory
     cfg = _load(args)
     # The port first: a relay that cannot serve HTTP must stop before it migrates, polls or
     # writes anything (a second `ssrelay run` would otherwise poll and queue notifications).

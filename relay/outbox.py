@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from .store.handle import Store
+from .store.lists import IN_IDS, ids
 
 # Give-up rules for a notification Slack keeps refusing for transient reasons.
 MAX_AGE = timedelta(hours=24)
@@ -117,11 +118,14 @@ class Outbox:
         row ids already handed to a lane; `exclude_recipients`: people being looked up. Walks the (state, next_attempt_at) index in order and
         stops after `limit` rows: no sort of the whole backlog."""
         now = now or _now()
-        skip = list(exclude)
-        people = list(exclude_recipients)
-        not_in = f"AND o.id NOT IN ({','.join('?' * len(skip))})" if skip else ""
+        # A statement text per kind of exclusion, never per list length (store.lists); a list
+        # that is empty is left out (no subquery per row for it).
+        skip, people = list(exclude), list(exclude_recipients)
+        not_in, lists = "", []
+        if skip:
+            not_in, lists = f"AND o.id NOT IN ({IN_IDS})", [ids(skip)]
         if people:
-            not_in += f" AND o.recipient NOT IN ({','.join('?' * len(people))})"
+            not_in, lists = f"{not_in} AND o.recipient NOT IN ({IN_IDS})", [*lists, ids(people)]
         rows = self.db.execute(
             f"""SELECT o.id, o.request_id, o.event, o.recipient, o.payload, o.attempts, o.created_at,
                       o.uncertain_since
@@ -130,7 +134,8 @@ class Outbox:
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id
                                  AND p.recipient = o.recipient AND p.id < o.id
                                  AND p.state IN ('pending', 'sending'))
-               ORDER BY o.next_attempt_at, o.id LIMIT ?""", [now.isoformat(), *skip, *people, limit]).fetchall()
+               ORDER BY o.next_attempt_at, o.id LIMIT ?""",
+            [now.isoformat(), *lists, limit]).fetchall()
         return [Notification(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], datetime.fromisoformat(r[6]),
                              datetime.fromisoformat(r[7]) if r[7] else None)
                 for r in rows]
@@ -276,11 +281,10 @@ class Outbox:
         to pending without counting the attempt, to be sent by the next start."""
         if self.owner is None:
             return 0
-        ids = sorted(exclude)
         return self.db.execute(
             "UPDATE outbox SET state = 'pending', attempts = MAX(0, attempts - 1) "
-            f"WHERE state = 'sending' AND claimed_by = ? AND id NOT IN ({','.join('?' * len(ids))})",
-            [self.owner, *ids]).rowcount
+            f"WHERE state = 'sending' AND claimed_by = ? AND id NOT IN ({IN_IDS})",
+            [self.owner, ids(sorted(exclude))]).rowcount
 
     # What `ssrelay status` and /metrics read.
     def backlog(self) -> dict[str, int]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import nudge, retention, sync
+from . import memory, nudge, retention, sync
 from .config import Config
 from .followups import FollowupPolicy, Followups
 from .identity import EmailBinding
@@ -191,12 +191,14 @@ class Relay(Observability):
         self.slack_reachable()
 
     def checkpoint(self) -> None:
-        """Fold the WAL back into the database and truncate it, so it cannot fill the volume."""
+        """Fold the WAL back into the database and truncate it, so it cannot fill the volume;
+        and give the C heap's free memory back (relay.memory)."""
         try:
             store.checkpoint(self.db.get())
         except Exception as exc:
             if not self.storage.failed("checkpoint", exc):
                 log.exception("WAL checkpoint failed")
+        memory.trim()
 
     def prune(self) -> None:
         """Delete what retention no longer keeps (hourly)."""

@@ -4,7 +4,9 @@
 several threads lets one thread's writes slip into another thread's transaction. The
 interactions layer runs in web-server threads, a worker pool and the Socket Mode client, so it
 reads and writes through `ThreadLocalDb`, which opens a connection per thread on first use
-(WAL mode: readers see what other connections committed).
+(WAL mode: readers see what other connections committed). The connection of a thread that has
+ended is closed when the next thread opens one, so the handle holds at most one connection per
+live thread (plus those ended since the last opening), however many threads come and go.
 """
 
 from __future__ import annotations
@@ -47,8 +49,21 @@ class ThreadLocalDb:
             db = store.open_db(self.path, busy_timeout=self.busy_timeout)
             self._local.db = db
             with self._lock:
+                ended = [(t, d) for t, d in self._all if not t.is_alive()]
+                self._all = [(t, d) for t, d in self._all if t.is_alive()]
                 self._all.append((threading.current_thread(), db))
+            for _, old in ended:     # its thread is gone: nothing can be inside a statement on it
+                try:
+                    old.conn.close()
+                except sqlite3.Error:
+                    pass
         return db
+
+    @property
+    def connections(self) -> int:
+        """Connections this handle holds open (for the memory tests and bench/bench_soak.py)."""
+        with self._lock:
+            return len(self._all)
 
     # The two calls of `store.handle.Store`, typed; anything else reaches this thread's
     # connection through __getattr__.

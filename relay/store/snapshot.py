@@ -14,6 +14,7 @@ from typing import Any
 from ..model import APPROVED, PENDING, AccessRequest, Person, RequestStatus
 from ..sync import APPROVAL_REQUESTED, Diff, Known
 from .handle import Store
+from .lists import IN_IDS, ids
 
 _COLUMNS = ("id, secret_id, secret_name, folder_id, requester_id, requester_username, status, "
             "comment, ticket, requested_at, start_at, expires_at, review_status, decided_by, "
@@ -63,28 +64,19 @@ def told(db: Store, request_ids: Iterable[int]) -> dict[int, frozenset[int]]:
     """Reviewers who may have seen the approval message, per request: sent, in flight, or in
     doubt (`maybe_delivered`: its claim was taken back after a stop; `uncertain_since`: Slack's
     answer was lost), so the message may be out even if the row was later superseded."""
-    ids = sorted(set(request_ids))
     out: dict[int, set[int]] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        marks = ",".join("?" * len(chunk))
-        for rid, uid in db.execute(
-                f"SELECT request_id, recipient FROM outbox WHERE event = ? "
-                f"AND (state IN ('sending', 'sent') OR maybe_delivered = 1 OR uncertain_since IS NOT NULL) "
-                f"AND request_id IN ({marks})", [APPROVAL_REQUESTED, *chunk]):
-            out.setdefault(rid, set()).add(uid)
+    for rid, uid in db.execute(
+            "SELECT request_id, recipient FROM outbox WHERE event = ? "
+            "AND (state IN ('sending', 'sent') OR maybe_delivered = 1 OR uncertain_since IS NOT NULL) "
+            f"AND request_id IN ({IN_IDS})", [APPROVAL_REQUESTED, ids(sorted(set(request_ids)))]):
+        out.setdefault(rid, set()).add(uid)
     return {k: frozenset(v) for k, v in out.items()}
 
 
 def seen(db: Store, request_ids: Iterable[int]) -> set[int]:
     """Which of `request_ids` the snapshot holds (in any state)."""
-    ids = sorted(set(request_ids))
-    out: set[int] = set()
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        marks = ",".join("?" * len(chunk))
-        out.update(r[0] for r in db.execute(f"SELECT id FROM access_requests WHERE id IN ({marks})", chunk))
-    return out
+    return {r[0] for r in db.execute(f"SELECT id FROM access_requests WHERE id IN ({IN_IDS})",
+                                     [ids(sorted(set(request_ids)))])}
 
 
 def record_poll(db: Store, result: Diff, *, now: datetime,
