@@ -74,11 +74,15 @@ class FollowupSender:
         self.delivery.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
         return "chat.postMessage", None
 
+    def _still_pending(self, n: Notification) -> bool:
+        """Whether the snapshot still holds `n`'s request as pending (else its card is moot)."""
+        found = snapshot.get_request(self.delivery.db, n.request_id)
+        return found is not None and found[0].status == PENDING
+
     # -- reviewers ---------------------------------------------------------------------------
     def remind(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
         d = self.delivery
-        found = snapshot.get_request(d.db, n.request_id)
-        if found is None or found[0].status != PENDING:
+        if not self._still_pending(n):
             return "none", "request no longer pending"
         req = request_from_dict(n.payload["request"])
         if n.recipient == CHANNEL:
@@ -117,8 +121,7 @@ class FollowupSender:
     # -- team channels ---------------------------------------------------------------------
     def post_channel_card(self, n: Notification, slack_user: str) -> tuple[str, str | None]:
         d = self.delivery
-        found = snapshot.get_request(d.db, n.request_id)
-        if found is None or found[0].status != PENDING:
+        if not self._still_pending(n):
             return "none", "request no longer pending"
         req = request_from_dict(n.payload["request"])
         text, blks = cards.channel_card(self.approval(n), req, n.payload, self.now(),
@@ -132,8 +135,7 @@ class FollowupSender:
         """The workflow moved to its next step: the card, rewritten in place, asks the new
         step's reviewers (still with Approve / Deny)."""
         d = self.delivery
-        found = snapshot.get_request(d.db, n.request_id)
-        if found is None or found[0].status != PENDING:
+        if not self._still_pending(n):
             return "none", "request no longer pending"
         card = d.outbox.card(n.request_id, CHANNEL)
         if card is None:
