@@ -426,3 +426,38 @@ def test_reminders_wait_out_the_night_and_only_the_latest_is_sent(sandbox, make_
     (only,) = reminders_to(sb, "alice")
     assert "(waiting 12 h)" in only["text"]
     assert len(reminders_to(sb, "bob")) == 1
+
+
+def test_a_dm_reminder_whose_answer_was_lost_becomes_the_card_later_closed(sandbox, make_relay):
+    from freezegun import freeze_time
+    sb = sandbox
+
+    def live_cards(who: str) -> list[dict]:
+        return [m for m in sb.slack.messages(sb[who].slack_id)
+                if any(b.get("type") == "actions" for b in m.get("blocks") or [])]
+
+    with freeze_time(T0) as clock:
+        # Test setup: DM cards at 09:00; at 09:30 Slack posts the first reminder card, then
+        # drops the connection before answering.
+        relay = make_relay(SLACK_APPROVER_MESSAGES="dm", APPROVALS_CONFIRM_TO_REQUESTER="false")
+        rid = new_request(sb)
+        cycle(relay)
+        clock.move_to(at(30))
+        sb.slack.fail("chat.postMessage", reset_after_accept=True, times=1)
+        cycle(relay)
+        (dropped,) = [c for c in sb.slack.calls_to("chat.postMessage") if not c.answered]
+        owner = next(p for p in ("alice", "bob") if sb[p].slack_id == dropped.args["channel"])
+        # Test execution: the reminder in doubt is looked for a minute later, then Bob approves.
+        clock.move_to(at(31))
+        cycle(relay)
+        assert len(sb.slack.calls_to("conversations.history")) == 1
+        assert len(live_cards(owner)) == 1, "the older card is removed: one card with buttons"
+        sb.ss.approve(rid, sb["bob"].ss_id, "ok", expiration=at(600))
+        clock.move_to(at(32))
+        cycle(relay)
+    # Validating: the reminder found in Slack is the card the decision rewrote; no card anywhere
+    # keeps its buttons, and the lost reminder was never posted twice.
+    for who in ("alice", "bob"):
+        assert live_cards(who) == [], who
+    (reminder,) = sb.slack.messages(sb[owner].slack_id)
+    assert reminder["edited"] and "Approved by Bob Approver" in reminder["text"]

@@ -162,6 +162,18 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
                 raise
             self._card_writes.setdefault(n.id, []).append(write)
 
+    def replace_card_of(self, n: Notification, channel: str, ts: str) -> None:
+        """A reminder card `n` posted at the bottom of the DM becomes the reviewer's card: it is
+        recorded, and the older card is deleted, so exactly one card with buttons stays and it
+        is the one later updates rewrite."""
+        old = self.outbox.card(n.request_id, n.recipient)
+        self.save_card_of(n, n.request_id, n.recipient, channel, ts)
+        if old and tuple(old) != (channel, ts):
+            try:
+                self.api.call("chat.delete", channel=old[0], ts=old[1])
+            except SlackError as exc:
+                log.warning("older card not removed", extra={"request_id": n.request_id, "error": str(exc)})
+
     def flush_unrecorded(self) -> bool:
         """Write what could not be written before; False while storage still fails."""
         for key, write in list(self._unrecorded.items()):

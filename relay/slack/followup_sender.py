@@ -92,16 +92,9 @@ class FollowupSender:
             raise Deferred(wait, "quiet hours: sent at 08:00 the reviewer's time")
         text, blks = cards.reminder_card(self.approval(n), req, n.payload, self.now())
         if d.mode == "dm":
-            # A fresh card at the bottom of the DM; the older one is removed so that exactly
-            # one card with buttons stays, and it is the one later updates rewrite.
-            old = d.outbox.card(req.id, n.recipient)
+            # A fresh card at the bottom of the DM, which replaces the older one.
             data = d.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
-            d.save_card_of(n, req.id, n.recipient, str(data["channel"]), str(data["ts"]))
-            if old:
-                try:
-                    d.api.call("chat.delete", channel=old[0], ts=old[1])
-                except SlackError as exc:
-                    log.warning("older card not removed", extra={"request_id": req.id, "error": str(exc)})
+            d.replace_card_of(n, str(data["channel"]), str(data["ts"]))
             return "chat.postMessage", None
         channel = d.directory.dm_channel(slack_user)
         d.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from ..errors import SlackPermanentError
-from ..followups import CHANNEL, CHANNEL_CARD, CHANNEL_CLOSED, is_channel_step
+from ..followups import CHANNEL, CHANNEL_CARD, CHANNEL_CLOSED, is_channel_step, is_reminder
 from ..outbox import Notification, Outbox
 from .. import sync
 from .api import SlackApi
@@ -38,6 +38,7 @@ class Reconciling:
     mode: str
     _method_for: Callable[[Notification], str]     # Sending's: the method that would carry it
     save_card_of: Callable[[Notification, int, int, str, str], None]     # Delivery's
+    replace_card_of: Callable[[Notification, str, str], None]             # Delivery's
 
     def _already_posted(self, n: Notification, slack_user: str) -> str | None:
         """For a row in doubt that would be posted with chat.postMessage: look for its key where
@@ -56,8 +57,10 @@ class Reconciling:
         found = self._find(n, "conversations.history", {"channel": channel, **params})
         if found is None:
             return None
-        if n.event == sync.APPROVAL_REQUESTED and self.mode == "dm":
+        if self.mode == "dm" and n.event == sync.APPROVAL_REQUESTED:
             self.save_card_of(n, n.request_id, n.recipient, channel, str(found["ts"]))
+        elif self.mode == "dm" and is_reminder(n.event):    # as if its answer had come back
+            self.replace_card_of(n, channel, str(found["ts"]))
         return FOUND
 
     def _already_in_channel(self, n: Notification, params: dict[str, Any]) -> str | None:
