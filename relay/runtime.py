@@ -49,6 +49,10 @@ MIN_HEARTBEAT_GRACE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 2.0
 RETENTION_SECONDS = 3600.0
 CHECKPOINT_SECONDS = 60.0     # the WAL is truncated this often (and whenever SQLite auto-checkpoints)
+# The HTTP loop waits this long for a socket to be ready, then looks at the stop flag. It is
+# passed to select() here, not through waitress's `asyncore_loop_timeout`, which waitress
+# casts to int: 0.2 would become 0, a select() that never waits, and a thread spinning a core.
+HTTP_TICK_SECONDS = 0.2
 # SIGTERM to exit: what is in flight gets this long to finish, then it is released (back to
 # pending) and the process exits; a container's stop timeout must be longer (README).
 STOP_GRACE_SECONDS = 3.5
@@ -243,11 +247,11 @@ class Relay(Observability):
             where: dict[str, Any] = ({"sockets": [listening]} if listening is not None else
                                      {"host": self.cfg.http.host, "port": self.cfg.http.port})
             self._server = server = create_server(self.web, **where, threads=8, ident="ssrelay",
-                                                  asyncore_loop_timeout=0.2, max_request_body_size=MAX_BODY_BYTES)
+                                                  max_request_body_size=MAX_BODY_BYTES)
             if self.admin_web is not None:   # same event loop (one map), its own small thread pool
                 self._admin_server = create_server(self.admin_web, map=server._map,
                                                    host=self.cfg.http.admin_host, port=self.cfg.http.admin_port,
-                                                   threads=2, ident="ssrelay", asyncore_loop_timeout=0.2,
+                                                   threads=2, ident="ssrelay",
                                                    max_request_body_size=MAX_BODY_BYTES)
                 log.info("admin http server listening", extra={"port": self.admin_port})
             self._spawn("http", self._serve_http)
@@ -267,7 +271,7 @@ class Relay(Observability):
         the sockets (closing them under a running select() raises EBADF in this thread)."""
         server = self._server
         while server is not None and not self.stop_event.is_set():
-            server.asyncore.loop(timeout=server.adj.asyncore_loop_timeout, map=server._map,
+            server.asyncore.loop(timeout=HTTP_TICK_SECONDS, map=server._map,
                                  use_poll=server.adj.asyncore_use_poll, count=1)
 
     @property

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlencode
 
 import pytest
+import requests
 from slack_payloads import (
     TEAM,
     click_home,
@@ -353,3 +354,24 @@ def test_seen_clicks_are_pruned_after_an_hour(sandbox, make_relay):
     assert not clicks.first_click("ff-recent")             # a replay within the hour: not first
     kept = {r[0] for r in clicks.db.execute("SELECT click_key FROM seen_clicks").fetchall()}
     assert kept == {"ff-recent", "ff-new", "00-prunes"}
+
+
+def test_the_http_loop_waits_for_sockets_instead_of_spinning(sandbox, make_relay, monkeypatch):
+    import select as real_select
+    import types
+
+    from waitress import wasyncore
+
+    # Test setup: every select() of waitress's loop is recorded with the time it may wait.
+    waits: list[float] = []
+
+    def recording_select(r, w, e, timeout=None):
+        waits.append(timeout)
+        return real_select.select(r, w, e, timeout)
+    monkeypatch.setattr(wasyncore, "select", types.SimpleNamespace(select=recording_select, error=OSError))
+    # Test execution: a running relay, idle and then answering a request.
+    relay = start_relay(make_relay, sandbox)
+    wait_until(lambda: len(waits) >= 3, 10, "the HTTP loop to tick")
+    assert requests.get(f"http://127.0.0.1:{relay.port}/healthz", timeout=10).status_code == 200
+    # Validating: each tick waits for a socket (a select that never waits spins a core).
+    assert waits and min(waits) > 0, sorted(set(waits))
