@@ -149,7 +149,7 @@ def read_decided(get: Callable[[dict], Any], path: str, status: str, since: date
         total = page.get("total")
         if isinstance(total, bool) or not isinstance(total, int):
             raise SecretServerBadResponse("paged listing without total", path=path)
-        if trusted and not _echoes_sort(page, name):
+        if trusted and recs and not _echoes_sort(page, name):   # an empty page proves nothing
             trusted = False
             if status not in _UNSORTED_SEEN:      # once per process and status
                 _UNSORTED_SEEN.add(status)
