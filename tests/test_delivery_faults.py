@@ -350,3 +350,17 @@ def test_readiness_names_deliveries_failing_too_long_and_a_notification_owed_too
     relay.delivery.clock = lambda: start + timedelta(seconds=905)
     ok, problems = relay.readiness()
     assert not ok and any(p.startswith("oldest pending notification") for p in problems)
+
+
+def test_an_answer_through_response_url_whose_answer_was_lost_is_not_sent_again(sandbox):
+    from relay.slack.answers import Answers
+    # Test setup: Alice clicked an ephemeral message; Slack takes the answer to the click's
+    # response_url, then drops the connection before saying so.
+    sb = sandbox
+    url = sb.slack.new_response_url(sb["alice"].slack_id, "D0ALICE", "1700000000.000100", ephemeral=True)
+    sb.slack.fail("response_url", reset_after_accept=True, times=1)
+    # Test execution: the relay answers her beside the message (replace_original false).
+    Answers(slack=None, api_url=sb.slack.base_url).respond(  # type: ignore[arg-type]
+        url, "Request 7 is already approved", [], replace=False)
+    # Validating: the answer reached Slack once; a lost answer is not a reason to repeat it.
+    assert [c.args["text"] for c in sb.slack.calls_to("response_url")] == ["Request 7 is already approved"]

@@ -32,7 +32,9 @@ class Answers:
     def respond(self, url: str, text: str, blocks: list, *, replace: bool) -> None:
         body = {"text": text, "blocks": blocks, "response_type": "ephemeral", "replace_original": replace}
         try:
-            resp = WebhookClient(url, timeout=10).send_dict(body)
+            # No retry inside slack_sdk: a connection reset after Slack took the answer would
+            # show it twice (slack_sdk retries a reset once by default).
+            resp = WebhookClient(url, timeout=10, retry_handlers=[]).send_dict(body)
             if resp.status_code != 200:
                 log.warning("response_url refused the update", extra={"status": resp.status_code,
                                                                        "error": (resp.body or "")[:100]})

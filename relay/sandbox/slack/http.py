@@ -71,7 +71,11 @@ class _Handler(LoopbackHandler):
                     body = json.loads(form.get("payload", ["{}"])[-1])
                 if not isinstance(body, dict):
                     raise ValueError("payload must be a JSON object")
-                status, text = self.standin.handle_hook(hook_id, body)
+                try:
+                    status, text = self.standin.handle_hook(hook_id, body)
+                except DropConnection:
+                    self._drop()
+                    return
                 self._send(status, text.encode(), "text/html", {})
             else:
                 self._send(404, b"Not Found", "text/plain", {})

@@ -281,4 +281,6 @@ class SlackStandIn(FaultInjection):
             call.status, call.ok, call.done = status, status == 200, True
             call.error = None if status == 200 else result
             self._cond.notify_all()
+        if fault is not None and fault.reset_after_accept:   # done, then the answer is lost
+            raise DropConnection(f"response_url {hook_id}")
         return status, result
