@@ -32,21 +32,27 @@ def _private_files() -> None:
 
 def cmd_run(args) -> int:
     from . import listen, memory
-    from .runtime import Relay
+    from .runtime import ADMIN_KEYS, Relay
     _private_files()
     memory.limit_arenas()       # before any thread: relay.memory
     cfg = _load(args)
     # The port first: a relay that cannot serve HTTP must stop before it migrates, polls or
     # writes anything (a second `ssrelay run` would otherwise poll and queue notifications).
+    sockets: list = []
     try:
-        sock = listen.bind(cfg.http.host, cfg.http.port)
+        sockets.append(listen.bind(cfg.http.host, cfg.http.port))
+        if cfg.http.admin_port is not None:
+            sockets.append(listen.bind(cfg.http.admin_host, cfg.http.admin_port, keys=ADMIN_KEYS))
     except listen.PortUnavailable as exc:
+        for s in sockets:
+            s.close()
         print(f"ssrelay: {exc}", file=sys.stderr)
         return 1
     try:
-        relay = Relay(cfg).start(listening=sock)
+        relay = Relay(cfg).start(listening=sockets[0], admin_listening=sockets[1] if len(sockets) > 1 else None)
     except BaseException:
-        sock.close()
+        for s in sockets:
+            s.close()
         raise
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

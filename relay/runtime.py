@@ -12,11 +12,10 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import memory, nudge, retention, sync
+from . import listen, memory, nudge, retention, sync
 from .config import Config
 from .followups import FollowupPolicy, Followups
 from .identity import EmailBinding
@@ -53,6 +52,7 @@ CHECKPOINT_SECONDS = 60.0     # the WAL is truncated this often (and whenever SQ
 # passed to select() here, not through waitress's `asyncore_loop_timeout`, which waitress
 # casts to int: 0.2 would become 0, a select() that never waits, and a thread spinning a core.
 HTTP_TICK_SECONDS = 0.2
+ADMIN_KEYS = ("http.admin_host", "http.admin_port")
 # SIGTERM to exit: what is in flight gets this long to finish, then it is released (back to
 # pending) and the process exits; a container's stop timeout must be longer (README).
 STOP_GRACE_SECONDS = 3.5
@@ -221,9 +221,11 @@ class Relay(Observability):
             self.delivery.wake.set()
         return recovered
 
-    def start(self, *, http: bool = True, listening: socket.socket | None = None) -> "Relay":
-        """Start every part. `listening`: the HTTP socket `ssrelay run` bound before anything
-        else (see relay.listen); without it the server binds http.host:http.port itself."""
+    def start(self, *, http: bool = True, listening: socket.socket | None = None,
+              admin_listening: socket.socket | None = None) -> "Relay":
+        """Start every part. `listening` (and `admin_listening`): the HTTP sockets `ssrelay run`
+        bound before anything else (see relay.listen); without them the server binds
+        http.host:http.port (and http.admin_host:http.admin_port) itself."""
         try:
             if self._migrated:
                 self.recover_stopped_peers()
@@ -244,13 +246,13 @@ class Relay(Observability):
         self._spawn("delivery", self._deliver)
         if http:
             from waitress.server import create_server
-            where: dict[str, Any] = ({"sockets": [listening]} if listening is not None else
-                                     {"host": self.cfg.http.host, "port": self.cfg.http.port})
-            self._server = server = create_server(self.web, **where, threads=8, ident="ssrelay",
+            listening = listening or listen.bind(self.cfg.http.host, self.cfg.http.port)
+            self._server = server = create_server(self.web, sockets=[listening], threads=8, ident="ssrelay",
                                                   max_request_body_size=MAX_BODY_BYTES)
             if self.admin_web is not None:   # same event loop (one map), its own small thread pool
-                self._admin_server = create_server(self.admin_web, map=server._map,
-                                                   host=self.cfg.http.admin_host, port=self.cfg.http.admin_port,
+                admin_listening = admin_listening or listen.bind(
+                    self.cfg.http.admin_host, int(self.cfg.http.admin_port or 0), keys=ADMIN_KEYS)
+                self._admin_server = create_server(self.admin_web, map=server._map, sockets=[admin_listening],
                                                    threads=2, ident="ssrelay",
                                                    max_request_body_size=MAX_BODY_BYTES)
                 log.info("admin http server listening", extra={"port": self.admin_port})

@@ -78,6 +78,26 @@ def test_run_on_a_busy_port_stops_with_one_line_before_touching_anything(sandbox
     assert sandbox.slack.calls == []
 
 
+def test_run_on_a_busy_admin_port_stops_with_one_line_naming_it(sandbox, tmp_path):
+    # Setup: something already listens on the port the admin listener is configured for.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    db = tmp_path / "admin.db"
+    env = sandbox.environ(str(db), HTTP_PORT="0", HTTP_ADMIN_HOST="127.0.0.1", HTTP_ADMIN_PORT=str(port))
+    try:
+        run = ssrelay("run", env=env, cwd=tmp_path, timeout=60)
+    finally:
+        busy.close()
+    # It stopped before anything, with one line naming http.admin_port.
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        f"ssrelay: http.admin_port: 127.0.0.1:{port} is already in use (another ssrelay, or another "
+        "program, listens there); stop it or set http.admin_port (SSRELAY_HTTP_ADMIN_PORT) to a free port"]
+    assert not db.exists() and sandbox.ss.calls == [] and sandbox.slack.calls == []
+
+
 def test_run_serves_on_the_socket_it_bound_first(sandbox, tmp_path):
     from relay import listen
     from relay.runtime import Relay

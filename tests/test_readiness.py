@@ -84,3 +84,21 @@ def test_without_an_admin_port_everything_stays_on_the_main_listener(start):
     wait_until(lambda: get(relay.port, "/readyz").status_code == 200, 15, "first ready")
     assert get(relay.port, "/readyz").json() == {"ready": True, "problems": []}
     assert get(relay.port, "/metrics").status_code == 200
+
+
+def test_an_admin_host_with_several_addresses_listens_on_the_first(start, monkeypatch):
+    import socket
+    real = socket.getaddrinfo
+
+    # Test setup: "localhost" as many containers resolve it, to two addresses (as ::1 and
+    # 127.0.0.1; here two loopback IPv4 addresses, which every Linux machine has).
+    def two_addresses(host, *args, **kw):
+        if host == "admin.test":
+            return real("127.0.0.1", *args, **kw) + real("127.0.0.2", *args, **kw)
+        return real(host, *args, **kw)
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    # Test execution: the relay starts with its admin listener on that name.
+    relay = start(HTTP_ADMIN_HOST="admin.test", HTTP_ADMIN_PORT="0")
+    # Validating: it serves /metrics there, and the public listener still answers.
+    assert get(relay.admin_port, "/metrics").status_code == 200
+    assert get(relay.port, "/healthz").status_code == 200
