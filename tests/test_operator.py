@@ -54,19 +54,24 @@ def line_of(results, name: str) -> str:
 
 
 # ---------------------------------------------------------------------- run: the port first
-def test_run_on_a_busy_port_stops_with_one_line_before_touching_anything(sandbox, tmp_path):
-    # Setup: something already listens on the relay's port.
+def run_while_a_port_is_taken(sandbox, tmp_path, **settings):
+    """`ssrelay run` while something else listens on a port; `settings` name it as PORT.
+    Returns (the run, the port, the database path)."""
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     port = busy.getsockname()[1]
     db = tmp_path / "second.db"
-    env = sandbox.environ(str(db), HTTP_PORT=str(port))
+    env = sandbox.environ(str(db), **{k: (str(port) if v == "PORT" else v) for k, v in settings.items()})
     try:
-        # Action: a second relay starts on that port.
-        run = ssrelay("run", env=env, cwd=tmp_path, timeout=60)
+        return ssrelay("run", env=env, cwd=tmp_path, timeout=60), port, db
     finally:
         busy.close()
+
+
+def test_run_on_a_busy_port_stops_with_one_line_before_touching_anything(sandbox, tmp_path):
+    # Setup and action: a second relay starts on a port something already listens on.
+    run, port, db = run_while_a_port_is_taken(sandbox, tmp_path, HTTP_PORT="PORT")
     # It stopped with one line naming the key, the host and the port, and no traceback.
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [
@@ -79,17 +84,8 @@ def test_run_on_a_busy_port_stops_with_one_line_before_touching_anything(sandbox
 
 
 def test_run_on_a_busy_admin_port_stops_with_one_line_naming_it(sandbox, tmp_path):
-    # Setup: something already listens on the port the admin listener is configured for.
-    busy = socket.socket()
-    busy.bind(("127.0.0.1", 0))
-    busy.listen()
-    port = busy.getsockname()[1]
-    db = tmp_path / "admin.db"
-    env = sandbox.environ(str(db), HTTP_PORT="0", HTTP_ADMIN_HOST="127.0.0.1", HTTP_ADMIN_PORT=str(port))
-    try:
-        run = ssrelay("run", env=env, cwd=tmp_path, timeout=60)
-    finally:
-        busy.close()
+    run, port, db = run_while_a_port_is_taken(sandbox, tmp_path, HTTP_PORT="0", HTTP_ADMIN_HOST="127.0.0.1",
+                                              HTTP_ADMIN_PORT="PORT")
     # It stopped before anything, with one line naming http.admin_port.
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [
