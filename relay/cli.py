@@ -32,6 +32,7 @@ def _private_files() -> None:
 
 def cmd_run(args) -> int:
     from . import listen, memory
+    memory.without_thread_caches()    # may start this process again, as it starts: relay.memory
     from .runtime import ADMIN_KEYS, Relay
     _private_files()
     memory.limit_arenas()       # before any thread: relay.memory

@@ -12,6 +12,14 @@ in use 0.3). Two remedies, on glibc only (elsewhere both do nothing):
   negligible). An operator's MALLOC_ARENA_MAX in the environment is left alone.
 - `trim()`: give free memory inside every arena back to the system (`malloc_trim`), run with
   the WAL checkpoint every minute (a few milliseconds).
+- `without_thread_caches()`: glibc also gives each thread a cache of freed chunks (tcache, up to
+  7 per size class), which neither the arenas' free lists nor `malloc_trim` reach. With about
+  thirty threads each filling its own over many minutes, the bytes in use crept up 0.15-0.25
+  MiB a minute for the first ten (bench/bench_soak.py --probe; 0.007 with the caches off). They
+  can only be turned off before the process starts (GLIBC_TUNABLES), so `ssrelay run`
+  re-executes itself once with `glibc.malloc.tcache_count=0`. An operator's GLIBC_TUNABLES is
+  left alone. The cost is a slower malloc fast path, which a relay that mostly waits on HTTP
+  does not notice.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 from functools import cache
 
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8          # glibc's mallopt parameter number (malloc.h)
+TUNABLES = "glibc.malloc.tcache_count=0"
 
 
 @cache
@@ -52,3 +62,15 @@ def trim() -> bool:
     """Return free heap memory to the system; True when some was."""
     libc = _libc()
     return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
+def without_thread_caches() -> None:
+    """Re-execute this process (same pid, same arguments) with glibc's per-thread caches off,
+    when it runs on glibc and GLIBC_TUNABLES is not set. Returns only when nothing was done:
+    call it first thing, before any thread, socket or file is opened."""
+    argv = list(getattr(sys, "orig_argv", None) or [])
+    if _libc() is None or "GLIBC_TUNABLES" in os.environ or not argv:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, {**os.environ, "GLIBC_TUNABLES": TUNABLES})

@@ -3,10 +3,11 @@
 - a query over a list of ids is one statement text whatever the list's length, so each
   connection's cache of prepared statements holds one statement for it (store.lists), not one
   per length it has seen;
-- the SQLite connection of a thread that has ended is closed, not kept (store.local), and each
-  connection's page cache is bounded (store.db.PAGE_CACHE_KIB);
-- glibc's malloc keeps few arenas, shared by every thread, and gives free memory back
-  (relay.memory)."""
+- the SQLite connection of a thread that has ended is closed, not kept (store.local), each
+  connection's page cache is bounded (store.db.PAGE_CACHE_KIB), and SQLite's heap as a whole
+  stays near store.db.SQLITE_HEAP_LIMIT_BYTES;
+- glibc's malloc keeps few arenas, shared by every thread, gives free memory back, and keeps
+  no per-thread caches (relay.memory)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from relay.memory import MALLOC_ARENAS
+from relay.memory import MALLOC_ARENAS, TUNABLES
 from relay.outbox import Outbox
 from relay.store import db as store
 from relay.store import snapshot
@@ -219,3 +220,57 @@ def test_trim_gives_free_heap_memory_back():
     trimmed, released_kib = _python(TRIM).split()
     assert trimmed == "True"
     assert int(released_kib) > 40 * 1024      # of the 63 MiB freed inside the heap
+
+
+THREAD_CACHES = """
+import os
+from relay import memory
+memory.without_thread_caches()
+print(os.environ.get("GLIBC_TUNABLES"))
+"""
+
+
+def _python_env(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**clean, **env}, cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_process_starts_again_once_with_glibcs_thread_caches_off():
+    # one line: the first process never printed, the one it became did, and did not go again
+    assert _python_env(THREAD_CACHES).splitlines() == [TUNABLES]
+
+
+def test_an_operators_glibc_tunables_are_left_alone():
+    assert _python_env(THREAD_CACHES, GLIBC_TUNABLES="glibc.malloc.arena_max=4") == "glibc.malloc.arena_max=4"
+
+
+SQLITE_HEAP = """
+import ctypes, ctypes.util, sys
+from relay.store import db as store
+if sys.argv[1] == "unlimited":
+    store.SQLITE_HEAP_LIMIT_BYTES = 0
+path = sys.argv[2]
+first = store.open_db(path)
+first.execute("CREATE TABLE t (x TEXT)")
+with first.atomic():
+    for i in range(4000):
+        first.execute("INSERT INTO t VALUES (?)", ("x" * 2000,))    # about 8 MiB
+readers = [store.open_db(path) for _ in range(12)]
+for r in readers:                                                   # each reads every page
+    assert r.execute("SELECT SUM(LENGTH(x)) FROM t").fetchone()[0] == 8_000_000
+lib = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+lib.sqlite3_memory_used.restype = ctypes.c_int64
+print(lib.sqlite3_memory_used())
+"""
+
+
+def test_sqlites_heap_stays_near_its_limit_however_many_connections_read(tmp_path):
+    # Thirteen connections read a database larger than all their page caches together.
+    limited = int(_python(SQLITE_HEAP, "limited", str(tmp_path / "a.db")))
+    unlimited = int(_python(SQLITE_HEAP, "unlimited", str(tmp_path / "b.db")))
+    # With the limit, SQLite's heap ends near it; without, each cache fills to PAGE_CACHE_KIB.
+    assert limited < store.SQLITE_HEAP_LIMIT_BYTES + 512 * 1024, limited
+    assert unlimited > limited + 2 * 1024 * 1024, (limited, unlimited)
