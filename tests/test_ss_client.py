@@ -772,3 +772,23 @@ def test_no_password_token_or_secret_value_in_logs_or_errors(ss, w, make_client,
                  | ss.issued_tokens() | ss.secret_field_values())
     leaked = sorted(x for x in forbidden if x in text)
     assert leaked == []
+
+
+def test_many_people_at_once_keep_their_connections_to_secret_server(ss, w, make_client, caplog):
+    # Test setup: one client, as the click workers, modals and sign-ins share it; Secret Server
+    # holds each listing until twenty are in flight together.
+    client = make_client()
+    client.list_pending()                         # signed in before the burst
+    together = threading.Barrier(20)
+    ss.before_answer(r"/api/v1/secret-access-requests$", lambda call: together.wait(10))
+    # Test execution: twenty calls at the same moment.
+    threads = [threading.Thread(target=client.list_pending) for _ in range(20)]
+    with caplog.at_level(logging.WARNING, logger="urllib3"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+    # Validating: every connection went back to the pool (none discarded, each of which would
+    # be a new connection, and a TLS handshake, for the next call).
+    assert not together.broken
+    assert "Connection pool is full" not in caplog.text

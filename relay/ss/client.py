@@ -34,6 +34,7 @@ from datetime import timezone, tzinfo
 from typing import Any, Callable
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from relay.ss.flavour import (AUTO_AUTH, PASSWORD_AUTH, PLATFORM_AUTH, PLATFORM_TOKEN_PATH,
                               PROBE_TIMEOUT, VAULTS_PATH)
@@ -48,6 +49,11 @@ __all__ = ["AUTO_AUTH", "DECISION_SORT_FIELD", "EXPIRY_MARGIN", "MAX_ATTEMPTS", 
            "PASSWORD_AUTH", "PLATFORM_AUTH", "PLATFORM_TOKEN_PATH", "PROBE_TIMEOUT",
            "REQUEST_KEY", "TOKEN_PATH", "VAULTS_PATH", "PendingIndex", "RelayCredentials",
            "SecretServerClient", "TokenSet", "UserApi"]
+
+
+# Connections kept open to Secret Server per client: more than the click and modal workers
+# (20) and the web threads (8) together, which is how many may call it at once.
+POOL_CONNECTIONS = 32
 
 
 class SecretServerClient(RelaySession, Reads):
@@ -71,6 +77,10 @@ class SecretServerClient(RelaySession, Reads):
         self._sleep = sleep
         self._clock = clock or (lambda: time.monotonic())
         self._session = requests.Session()
+        # One client serves every worker at once (clicks, modals, sign-ins: up to ~30 threads);
+        # requests keeps 10 connections per host by default and drops the others after use.
+        for scheme in ("https://", "http://"):
+            self._session.mount(scheme, HTTPAdapter(pool_maxsize=POOL_CONNECTIONS))
         self._session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
         self._client = self
         self._credentials = credentials
