@@ -44,16 +44,17 @@ class WorkerPool:
                                                               "error": str(exc)[:200]})
             except Exception:
                 log.exception("interaction work failed", extra={"work": getattr(fn, "__name__", "?")})
-            finally:
-                self._done()
         with self._idle:
             self._in_flight += 1
         try:
-            return pool.submit(run)
+            future = pool.submit(run)
         except RuntimeError:   # shutting down
             self._done()
             log.warning("interaction dropped: the relay is stopping")
             return None
+        # Counted out once it has run, or once a stop cancelled it before it could.
+        future.add_done_callback(lambda _: self._done())
+        return future
 
     def _done(self) -> None:
         with self._idle:
