@@ -792,3 +792,17 @@ def test_many_people_at_once_keep_their_connections_to_secret_server(ss, w, make
     # be a new connection, and a TLS handshake, for the next call).
     assert not together.broken
     assert "Connection pool is full" not in caplog.text
+
+
+def test_each_retry_logged_is_a_retry_made(ss, w, make_client, fake, caplog):
+    # Test setup: Secret Server answers 503 for longer than the client's retry budget.
+    client = make_client()
+    client.list_pending()
+    ss.fail(r"/api/v1/secret-access-requests$", status=503, times=100)
+    # Test execution: a listing, retried until the budget is spent.
+    with caplog.at_level(logging.WARNING, logger="relay.ss"), pytest.raises(SecretServerUnavailable):
+        client.list_pending()
+    # Validating: one "retrying" line per wait actually made; the last failure is not announced
+    # as a retry that never came.
+    retrying = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert fake.waits and len(retrying) == len(fake.waits)

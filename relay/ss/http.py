@@ -127,16 +127,18 @@ class HttpExchange:
                 w = exc.retry_after
             else:
                 w = _backoff(state.attempt_number)
-            w = max(0.0, min(w, remaining()))
-            log.warning("Secret Server %s %s: %s; retrying in %.1fs (attempt %d)", method, path,
-                        exc.reason if isinstance(exc, _Retryable) else "error", w,
-                        state.attempt_number)
-            return w
+            return max(0.0, min(w, remaining()))
 
         def stop(state) -> bool:
             return remaining() <= 0 or state.attempt_number >= MAX_ATTEMPTS
 
-        retrying = Retrying(sleep=self._sleep, wait=wait, stop=stop, reraise=True,
+        def before_sleep(state) -> None:   # only when a retry follows (tenacity asks stop() first)
+            exc = state.outcome.exception()
+            log.warning("Secret Server %s %s: %s; retrying in %.1fs (attempt %d)", method, path,
+                        exc.reason if isinstance(exc, _Retryable) else "error",
+                        state.next_action.sleep, state.attempt_number)
+
+        retrying = Retrying(sleep=self._sleep, wait=wait, stop=stop, reraise=True, before_sleep=before_sleep,
                             retry=retry_if_exception_type(_Retryable))
         try:
             return retrying(self._exchange, method, path, params, json, data, hdrs, idempotent)
