@@ -214,6 +214,15 @@ def test_listing_walks_all_pages_in_a_stable_order(ss, w, make_client):
                      for skip in ("0", "3", "6")]
 
 
+def test_a_server_that_gives_fewer_records_than_asked_is_read_to_the_end(ss, w, make_client):
+    # Secret Server caps a page at 3 records; the client asks for 4 at a time.
+    ids = [ss.create_request(w.db_secret, w.alice, comment=f"r{i}") for i in range(9)]
+    ss.world.max_take = 3
+    client = make_client(page_size=4)
+    # A short page is not the last one while the total says more are there.
+    assert [r.id for r in client.list_pending()] == ids
+
+
 @pytest.mark.parametrize("per_read", [1, 4])
 def test_paging_under_churn_misses_nothing_and_abandons_nothing(ss, w, make_client, per_read):
     """Requests are added and decided between every two page reads of a long listing (4 per

@@ -188,6 +188,10 @@ class World:
         self._base_url = base_url_fn
         self.token_ttl_seconds = token_ttl_seconds
         self.default_take = default_take
+        # The most records a page holds whatever `take` asks (SS's own cap is not documented:
+        # PowerShell's module asks int.MaxValue; a test may lower it to check a client that
+        # asks more than it gets).
+        self.max_take = 1000
         self.v1_secrets_enabled = True
         self.v1_secrets_missing = 404    # how GET /v1/secrets answers when disabled (404 or 405)
         self.honour_sort = True          # False: `sortBy` is ignored (and not echoed)
@@ -747,7 +751,7 @@ class World:
                 raise bad_request("sortBy[0].direction", "direction must be asc or desc.")
             rows, sort_by = sort_records(rows, q)
         skip = max(0, num("skip", "paging.skip", default=0))
-        take = min(1000, max(1, num("take", "paging.take", default=self.default_take)))
+        take = min(self.max_take, max(1, num("take", "paging.take", default=self.default_take)))
         total = len(rows)
         records = rows[skip:skip + take]
         has_next = skip + take < total

@@ -107,10 +107,12 @@ def read_all(get: Callable[[dict], Any], path: str, params: dict | None = None, 
             merged[k] = r
         if keys:
             last_key = keys[-1] if last_key is None else max(last_key, keys[-1])
-        if not recs or len(recs) < size or skip + len(recs) >= total:
+        # The end is where the total says, not a short page: a server may hold fewer records
+        # per page than `take` asks for.
+        if not recs or skip + len(recs) >= total:
             out = [merged[k] for k in sorted(merged)]
             return out, len(out)
-        skip += len(recs) - overlap
+        skip += max(1, len(recs) - overlap)
 
 
 def read_decided(get: Callable[[dict], Any], path: str, status: str, since: datetime, *,
