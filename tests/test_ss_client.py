@@ -815,3 +815,21 @@ def test_each_retry_logged_is_a_retry_made(ss, w, make_client, fake, caplog):
     # as a retry that never came.
     retrying = [r for r in caplog.records if "retrying in" in r.getMessage()]
     assert fake.waits and len(retrying) == len(fake.waits)
+
+
+def test_a_read_that_hangs_ends_with_the_retry_budget_not_the_read_timeout(ss, w, make_client):
+    # Test setup: a person's client (2 s to answer them), a generous read timeout, and a
+    # Secret Server that takes the request and then says nothing (for up to 30 s).
+    client = make_client(retry_seconds=2.0, timeout=30.0)
+    rid = ss.create_request(w.db_secret, w.alice, comment="look")
+    client.get_request(rid)
+    released = threading.Event()
+    ss.fail(rf"/api/v1/secret-access-requests/{rid}$", hang=released, times=5)
+    try:
+        # Test execution and validating: the read gives up within the budget, so the person
+        # hears "Secret Server could not be reached" instead of waiting out the read timeout
+        # (which would have ended here with a late success).
+        with pytest.raises(SecretServerUnavailable):
+            client.get_request(rid)
+    finally:
+        released.set()

@@ -24,6 +24,7 @@ from relay.ss import refusals
 log = logging.getLogger("relay.ss")
 
 MAX_ATTEMPTS = 25                          # safety net on top of the time budget
+MIN_READ_SECONDS = 1.0                     # a read is never given less than this to answer
 
 
 def _backoff(attempt: int) -> float:
@@ -141,17 +142,22 @@ class HttpExchange:
         retrying = Retrying(sleep=self._sleep, wait=wait, stop=stop, reraise=True, before_sleep=before_sleep,
                             retry=retry_if_exception_type(_Retryable))
         try:
-            return retrying(self._exchange, method, path, params, json, data, hdrs, idempotent)
+            return retrying(self._exchange, method, path, params, json, data, hdrs, idempotent, remaining)
         except _Retryable as e:
             raise SecretServerUnavailable(f"Secret Server unavailable: {e.reason}", path=path,
                                           status=e.status) from None
 
     def _exchange(self, method: str, path: str, params, json, data, headers,
-                  idempotent: bool) -> Any:
+                  idempotent: bool, remaining: Callable[[], float]) -> Any:
+        # A read waits at most what is left of the retry budget: the budget is the promise (a
+        # person hears within seconds that SS cannot be reached), and a read can be made again.
+        # A write waits the whole timeout: cut short, it may have acted without the relay
+        # knowing, and it is not repeated.
+        timeout = max(MIN_READ_SECONDS, min(self.timeout, remaining())) if idempotent else self.timeout
         try:
             url = path if path.startswith(("https://", "http://")) else self.base_url + path
             resp = self._session.request(method, url, params=params, json=json,
-                                         data=data, headers=headers, timeout=self.timeout,
+                                         data=data, headers=headers, timeout=timeout,
                                          verify=self.verify, allow_redirects=False)
         except requests.ConnectTimeout:
             raise _Retryable("connect timeout") from None
