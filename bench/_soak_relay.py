@@ -9,8 +9,8 @@ and per open SQLite connection its page cache, prepared statements and schema by
 SOAK_LEGACY=1: the relay as it was before its memory was bounded, for the bench's baseline in the
 same run: a list of ids in SQL is one placeholder per id again (a statement text per list length,
 each kept prepared in its connection's cache), a thread's connection is kept after the thread
-ends, SQLite's default page cache (2000 KiB a connection), and glibc's malloc as it comes (an
-arena per contending thread, no trim).
+ends, SQLite's default page cache (2000 KiB a connection) and no limit on SQLite's heap, and
+glibc's malloc as it comes (an arena per contending thread, per-thread caches, no trim).
 
 SOAK_TRACEMALLOC_OUT: tracemalloc on. After SOAK_TRACEMALLOC_FIRST_SECONDS a first snapshot; every
 SOAK_TRACEMALLOC_EVERY_SECONDS (30) after that, and at exit, SOAK_TRACEMALLOC_OUT is rewritten
@@ -224,8 +224,10 @@ def _legacy() -> None:
 
     local.ThreadLocalDb.get = get         # type: ignore[method-assign]
     store.PAGE_CACHE_KIB = 2000           # SQLite's default
+    store.SQLITE_HEAP_LIMIT_BYTES = 0     # no limit on SQLite's heap (SQLite's default)
     memory.limit_arenas = lambda arenas=0: False
     memory.trim = lambda: False
+    memory.without_thread_caches = lambda: None     # glibc's per-thread caches stay on
 
 
 if __name__ == "__main__":
