@@ -32,7 +32,6 @@ def _private_files() -> None:
 
 def cmd_run(args) -> int:
     from . import listen, memory
-    memory.without_thread_caches()    # may start this process again, as it starts: relay.memory
     from .runtime import ADMIN_KEYS, Relay
     _private_files()
     memory.limit_arenas()       # before any thread: relay.memory
@@ -300,8 +299,12 @@ def _warn_unknown_environment(command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import logs
+    from . import logs, memory
     args = build_parser().parse_args(argv)
+    if args.command == "run" and argv is None:
+        # `ssrelay run` as a program may start itself again, before it logs or opens anything
+        # (relay.memory); called with arguments from inside another program, it never does.
+        memory.without_thread_caches()
     logs.setup(args.log_format, args.log_level.upper())
     _warn_unknown_environment(args.command)
     try:

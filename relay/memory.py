@@ -33,6 +33,7 @@ from functools import cache
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8          # glibc's mallopt parameter number (malloc.h)
 TUNABLES = "glibc.malloc.tcache_count=0"
+STARTED_AGAIN = "_SSRELAY_STARTED_AGAIN"     # not SSRELAY_*: that prefix is for settings
 
 
 @cache
@@ -66,11 +67,18 @@ def trim() -> bool:
 
 def without_thread_caches() -> None:
     """Re-execute this process (same pid, same arguments) with glibc's per-thread caches off,
-    when it runs on glibc and GLIBC_TUNABLES is not set. Returns only when nothing was done:
-    call it first thing, before any thread, socket or file is opened."""
+    when it runs on glibc and GLIBC_TUNABLES is not set. Returns when nothing was done, or
+    when the exec failed (the relay then runs with the caches on): call it first thing, before
+    any thread, socket or file is opened. At most once: the process started again carries
+    STARTED_AGAIN, in case a loader drops GLIBC_TUNABLES (as it does for setuid programs)."""
     argv = list(getattr(sys, "orig_argv", None) or [])
-    if _libc() is None or "GLIBC_TUNABLES" in os.environ or not argv:
+    if (_libc() is None or "GLIBC_TUNABLES" in os.environ or os.environ.get(STARTED_AGAIN)
+            or not argv or not sys.executable):
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, argv, {**os.environ, "GLIBC_TUNABLES": TUNABLES})
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    try:
+        os.execve(sys.executable, argv, {**os.environ, "GLIBC_TUNABLES": TUNABLES, STARTED_AGAIN: "1"})
+    except OSError:
+        return

@@ -165,3 +165,13 @@ def test_demo_runs_behind_a_delinea_platform_tenant(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Delinea Platform stand-in: http://127.0.0.1:" in run.stdout
     assert run.stdout.count("[Approve]  [Deny]") == 4 and "Demo complete" in run.stdout
+
+
+def test_run_starts_itself_again_before_it_says_anything(tmp_path):
+    # `ssrelay run` on glibc starts itself again (relay.memory); what it logs at start, here a
+    # mistyped variable's warning before a config error, is said once, by the process that stays.
+    env = {"SSRELAY_ZZZZZZZZ": "1", "SSRELAY_CONFIG": str(tmp_path / "missing.toml")}
+    env.update({k: v for k, v in os.environ.items() if not k.startswith("SSRELAY_") and k != "GLIBC_TUNABLES"})
+    run = ssrelay("run", env=env, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("SSRELAY_ZZZZZZZZ: unknown setting") == 1, run.stderr

@@ -162,13 +162,13 @@ class Delivery(Sending, Reconciling, DeliveryHealth):
                 raise
             self._card_writes.setdefault(n.id, []).append(write)
 
-    def replace_card_of(self, n: Notification, channel: str, ts: str) -> None:
+    def replace_card_of(self, n: Notification, channel: str, ts: str, old: tuple[str, str] | None) -> None:
         """A reminder card `n` posted at the bottom of the DM becomes the reviewer's card: it is
-        recorded, and the older card is deleted, so exactly one card with buttons stays and it
-        is the one later updates rewrite."""
-        old = self.outbox.card(n.request_id, n.recipient)
+        recorded, and the older card `old` (read before the post, so that a storage error
+        cannot fail a post that went out) is deleted, so exactly one card with buttons stays
+        and it is the one later updates rewrite."""
         self.save_card_of(n, n.request_id, n.recipient, channel, ts)
-        if old and tuple(old) != (channel, ts):
+        if old and old != (channel, ts):
             try:
                 self.api.call("chat.delete", channel=old[0], ts=old[1])
             except SlackError as exc:

@@ -93,8 +93,9 @@ class FollowupSender:
         text, blks = cards.reminder_card(self.approval(n), req, n.payload, self.now())
         if d.mode == "dm":
             # A fresh card at the bottom of the DM, which replaces the older one.
+            old = d.outbox.card(req.id, n.recipient)
             data = d.api.call("chat.postMessage", channel=slack_user, text=text, blocks=blks, metadata=metadata(n))
-            d.replace_card_of(n, str(data["channel"]), str(data["ts"]))
+            d.replace_card_of(n, str(data["channel"]), str(data["ts"]), old)
             return "chat.postMessage", None
         channel = d.directory.dm_channel(slack_user)
         d.api.call("chat.postEphemeral", channel=channel, user=slack_user, text=text, blocks=blks)

@@ -38,7 +38,7 @@ class Reconciling:
     mode: str
     _method_for: Callable[[Notification], str]     # Sending's: the method that would carry it
     save_card_of: Callable[[Notification, int, int, str, str], None]     # Delivery's
-    replace_card_of: Callable[[Notification, str, str], None]             # Delivery's
+    replace_card_of: Callable[[Notification, str, str, tuple[str, str] | None], None]   # Delivery's
 
     def _already_posted(self, n: Notification, slack_user: str) -> str | None:
         """For a row in doubt that would be posted with chat.postMessage: look for its key where
@@ -60,7 +60,7 @@ class Reconciling:
         if self.mode == "dm" and n.event == sync.APPROVAL_REQUESTED:
             self.save_card_of(n, n.request_id, n.recipient, channel, str(found["ts"]))
         elif self.mode == "dm" and is_reminder(n.event):    # as if its answer had come back
-            self.replace_card_of(n, channel, str(found["ts"]))
+            self.replace_card_of(n, channel, str(found["ts"]), self.outbox.card(n.request_id, n.recipient))
         return FOUND
 
     def _already_in_channel(self, n: Notification, params: dict[str, Any]) -> str | None:

@@ -149,11 +149,12 @@ class HttpExchange:
 
     def _exchange(self, method: str, path: str, params, json, data, headers,
                   idempotent: bool, remaining: Callable[[], float]) -> Any:
-        # A read waits at most what is left of the retry budget: the budget is the promise (a
-        # person hears within seconds that SS cannot be reached), and a read can be made again.
-        # A write waits the whole timeout: cut short, it may have acted without the relay
-        # knowing, and it is not repeated.
-        timeout = max(MIN_READ_SECONDS, min(self.timeout, remaining())) if idempotent else self.timeout
+        # A read (GET) waits at most what is left of the retry budget: the budget is the promise
+        # (a person hears within seconds that SS cannot be reached), and a read can be made
+        # again. Anything else waits the whole timeout: a write cut short may have acted
+        # without the relay knowing, and a token grant may be slow on a directory-backed SS.
+        reads = method in ("GET", "HEAD")      # not a sign-in's token grant: a slow directory is no outage
+        timeout = max(MIN_READ_SECONDS, min(self.timeout, remaining())) if reads else self.timeout
         try:
             url = path if path.startswith(("https://", "http://")) else self.base_url + path
             resp = self._session.request(method, url, params=params, json=json,

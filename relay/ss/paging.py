@@ -107,12 +107,16 @@ def read_all(get: Callable[[dict], Any], path: str, params: dict | None = None, 
             merged[k] = r
         if keys:
             last_key = keys[-1] if last_key is None else max(last_key, keys[-1])
-        # The end is where the total says, not a short page: a server may hold fewer records
-        # per page than `take` asks for.
-        if not recs or skip + len(recs) >= total:
+        if skip == 0 and 2 <= len(recs) < min(size, total):
+            # A first page shorter than asked while the total says more: this server holds
+            # fewer records per page than `take` asks for. Its page length is the page size
+            # from here on (a short page is then the last one, as usual).
+            size = len(recs)
+            overlap = max(1, size // 20)
+        if not recs or len(recs) < size or skip + len(recs) >= total:
             out = [merged[k] for k in sorted(merged)]
             return out, len(out)
-        skip += max(1, len(recs) - overlap)
+        skip += len(recs) - overlap
 
 
 def read_decided(get: Callable[[dict], Any], path: str, status: str, since: datetime, *,
